@@ -1,0 +1,166 @@
+// Command edge runs one sseedge node: SSE streams and the REST API on one port. Every setting is a flag
+// and an environment variable (flag -heartbeat-interval is HEARTBEAT_INTERVAL); edge -h lists them.
+package main
+
+import (
+	"context"
+	"errors"
+	"expvar"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/peterbourgon/ff/v3"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+
+	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/fanout"
+)
+
+// config is every setting of a node, with its defaults.
+type config struct {
+	Port              int
+	Host              string
+	NodeID            string
+	HeartbeatInterval time.Duration
+	HistorySize       int
+	HistoryTTL        time.Duration
+	CORSOrigins       string
+	DrainTimeout      time.Duration
+	MaxQueueBytes     int
+	MaxBodyBytes      int
+	ReadBufferSize    int
+	LogLevel          string
+}
+
+func (c *config) register(fs *flag.FlagSet) {
+	fs.IntVar(&c.Port, "port", 8080, "the one public port (streams and API)")
+	fs.StringVar(&c.Host, "host", "127.0.0.1", "listen address")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in the cluster (default: host name + random suffix)")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 15*time.Second, "heartbeat event period on every stream")
+	fs.IntVar(&c.HistorySize, "history-size", 1000, "events kept per stream for resume")
+	fs.DurationVar(&c.HistoryTTL, "history-ttl", 5*time.Minute, "how long an event stays resumable")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", "*", "comma-separated allowed origins for streams and API")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for streams to drain")
+	fs.IntVar(&c.MaxQueueBytes, "max-queue-bytes", 1<<20, "unsent bytes a stream may hold before it is cut off as a slow consumer")
+	fs.IntVar(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest API request body")
+	fs.IntVar(&c.ReadBufferSize, "read-buffer-size", 1024, "initial input buffer of a connection, in bytes (a held stream keeps it)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "edge:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	var cfg config
+	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	cfg.register(fs)
+	if err := ff.Parse(fs, args, ff.WithEnvVars()); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("log level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if cfg.NodeID == "" {
+		cfg.NodeID = defaultNodeID()
+	}
+	if n, err := raiseFileLimit(); err != nil {
+		log.Warn("could not raise the open-file limit", "err", err)
+	} else {
+		log.Info("open-file limit", "soft", n)
+	}
+	// Netpoll reads this global when it creates a connection; set it before the first one.
+	if err := netpoll.Configure(netpoll.Config{BufferSize: cfg.ReadBufferSize}); err != nil {
+		return fmt.Errorf("netpoll: %w", err)
+	}
+
+	srv, err := edge.New(edge.Config{
+		NodeID:            cfg.NodeID,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		MaxQueueBytes:     cfg.MaxQueueBytes,
+		MaxBodyBytes:      cfg.MaxBodyBytes,
+		CORSOrigins:       splitList(cfg.CORSOrigins),
+		History:           fanout.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL},
+		Logger:            log,
+	})
+	if err != nil {
+		return err
+	}
+	srv.Router().GET("/debug/vars", fasthttpadaptor.NewFastHTTPHandler(expvar.Handler()))
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		_ = srv.Shutdown(ctx)
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("sseedge listening", "addr", ln.Addr().String(), "node_id", cfg.NodeID, "heartbeat", cfg.HeartbeatInterval)
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		_ = srv.Shutdown(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "drain_timeout", cfg.DrainTimeout)
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(drainCtx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	<-served
+	log.Info("stopped")
+	return nil
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one: every held stream is a file.
+func raiseFileLimit() (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("getrlimit: %w", err)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return 0, fmt.Errorf("setrlimit: %w", err)
+		}
+	}
+	return lim.Cur, nil
+}
+
+func defaultNodeID() string {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "edge"
+	}
+	return host + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 36)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

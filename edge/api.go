@@ -1,0 +1,287 @@
+package edge
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/httpjson"
+)
+
+// routes registers the edge's own endpoints. Stream paths are here too, for stream requests that arrive
+// on a keep-alive API connection; fasthttp hands the connection back by hijacking.
+func (s *Server) routes() {
+	r := s.router
+	r.GET("/sse/{clientId}", s.hijackStream)
+	r.GET("/subscribe/{topic:*}", s.hijackStream)
+	r.POST("/publish/{topic:*}", s.handlePublish)
+	r.POST("/clients/{clientId}/events", s.handleClientEvent)
+	r.GET("/admin/health", s.handleHealth)
+	r.GET("/admin/connections", s.handleConnections)
+	r.GlobalOPTIONS = s.handlePreflight
+	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		httpjson.WriteError(ctx, fasthttp.StatusNotFound, "not_found", "no route for "+string(ctx.Method())+" "+string(ctx.Path()))
+	}
+	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
+		httpjson.WriteError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", string(ctx.Method())+" not allowed on "+string(ctx.Path()))
+	}
+	r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
+		s.log.Error("api handler panic", "path", string(ctx.Path()), "panic", v)
+		httpjson.WriteError(ctx, fasthttp.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+func (s *Server) hijackStream(ctx *fasthttp.RequestCtx) {
+	ac, ok := ctx.Conn().(*apiConn)
+	if !ok {
+		httpjson.WriteError(ctx, fasthttp.StatusInternalServerError, "internal", "stream on a foreign connection")
+		return
+	}
+	header := func(name string) string { return string(ctx.Request.Header.Peek(name)) }
+	req, aerr := s.parseStreamRequest(string(ctx.Method()), string(ctx.Path()), string(ctx.URI().QueryString()), header)
+	if aerr != nil {
+		httpjson.WriteError(ctx, aerr.status, aerr.code, aerr.msg)
+		return
+	}
+	ac.state.mode.Store(modeStream)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(net.Conn) { s.openStream(ac.Connection, req) })
+}
+
+// publishBody is the body of POST /publish/{topic} and POST /clients/{id}/events.
+type publishBody struct {
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data"`
+	ID    string          `json:"id"`
+}
+
+// decodeEvent reads a publish body. A JSON string in data is sent as its text; any other JSON value is
+// sent compacted to one line.
+func decodeEvent(body []byte) (fanout.Event, *apiError) {
+	var pb publishBody
+	if err := json.Unmarshal(body, &pb); err != nil {
+		return fanout.Event{}, &apiError{fasthttp.StatusBadRequest, "bad_json", "body must be a JSON object: " + err.Error()}
+	}
+	if len(pb.Data) == 0 {
+		return fanout.Event{}, &apiError{fasthttp.StatusBadRequest, "missing_data", "field data is required"}
+	}
+	ev := fanout.Event{ID: pb.ID, Name: pb.Event}
+	if pb.Data[0] == '"' {
+		var text string
+		if err := json.Unmarshal(pb.Data, &text); err != nil {
+			return ev, &apiError{fasthttp.StatusBadRequest, "bad_json", "data: " + err.Error()}
+		}
+		if text == "" {
+			return ev, &apiError{fasthttp.StatusBadRequest, "empty_data", "data must not be empty: EventSource drops events without data"}
+		}
+		ev.Data = []byte(text)
+	} else {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, pb.Data); err != nil {
+			return ev, &apiError{fasthttp.StatusBadRequest, "bad_json", "data: " + err.Error()}
+		}
+		ev.Data = buf.Bytes()
+	}
+	if err := fanout.ValidateField("event", ev.Name, fanout.MaxEventNameLen); err != nil {
+		return ev, &apiError{fasthttp.StatusBadRequest, "bad_event", err.Error()}
+	}
+	if err := fanout.ValidateField("id", ev.ID, fanout.MaxEventIDLen); err != nil {
+		return ev, &apiError{fasthttp.StatusBadRequest, "bad_event", err.Error()}
+	}
+	return ev, nil
+}
+
+func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
+	topic, err := fanout.ParseTopic(userValue(ctx, "topic"))
+	if err != nil {
+		httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_topic", err.Error())
+		return
+	}
+	s.publish(ctx, s.topics, topic)
+}
+
+func (s *Server) handleClientEvent(ctx *fasthttp.RequestCtx) {
+	id := userValue(ctx, "clientId")
+	if !validClientID(id) {
+		httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_client_id", "client ID must be 1-128 printable characters without '/'")
+		return
+	}
+	s.publish(ctx, s.clients, id)
+}
+
+func (s *Server) publish(ctx *fasthttp.RequestCtx, hub *fanout.Hub, key string) {
+	if s.draining.Load() {
+		httpjson.WriteError(ctx, fasthttp.StatusServiceUnavailable, "draining", "node is shutting down")
+		return
+	}
+	ev, aerr := decodeEvent(ctx.PostBody())
+	if aerr != nil {
+		httpjson.WriteError(ctx, aerr.status, aerr.code, aerr.msg)
+		return
+	}
+	id, delivered, err := hub.Publish(key, ev)
+	if err != nil {
+		httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_event", err.Error())
+		return
+	}
+	httpjson.Write(ctx, fasthttp.StatusOK, map[string]any{"id": id, "delivered": delivered})
+}
+
+// PublishToClient sends an event to a client's personal stream (and its history, for resume). Other
+// packages (the function invoker) deliver results through it.
+func (s *Server) PublishToClient(clientID, event string, data []byte) (string, error) {
+	if !validClientID(clientID) {
+		return "", errors.New("edge: bad client ID")
+	}
+	id, _, err := s.clients.Publish(clientID, fanout.Event{Name: event, Data: data})
+	return id, err
+}
+
+func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
+	status, code := "ok", fasthttp.StatusOK
+	if s.draining.Load() {
+		status, code = "draining", fasthttp.StatusServiceUnavailable
+	}
+	st := s.Stats()
+	body := map[string]any{
+		"status":         status,
+		"node_id":        s.cfg.NodeID,
+		"started_at":     s.started.UTC().Format(time.RFC3339),
+		"uptime_seconds": int64(time.Since(s.started).Seconds()),
+		"streams": map[string]int64{
+			"sse":   st.ClientStreams,
+			"topic": st.TopicStreams,
+			"total": st.ClientStreams + st.TopicStreams,
+		},
+	}
+	if s.cfg.HealthExtra != nil {
+		for k, v := range s.cfg.HealthExtra(ctx) {
+			body[k] = v
+		}
+	}
+	httpjson.Write(ctx, code, body)
+}
+
+// connectionInfo is one row of GET /admin/connections.
+type connectionInfo struct {
+	ID         uint64            `json:"id"`
+	Kind       string            `json:"kind"`
+	ClientID   string            `json:"client_id,omitempty"`
+	Topic      string            `json:"topic,omitempty"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	RemoteAddr string            `json:"remote_addr"`
+	OpenedAt   string            `json:"opened_at"`
+	AgeSeconds float64           `json:"age_seconds"`
+}
+
+// handleConnections lists streams by ascending ID: ?kind=sse|topic, ?limit= (default 100, at most 1000),
+// ?after=<id> for the next page.
+func (s *Server) handleConnections(ctx *fasthttp.RequestCtx) {
+	args := ctx.QueryArgs()
+	limit := 100
+	if v := args.Peek("limit"); len(v) > 0 {
+		n, err := strconv.Atoi(string(v))
+		if err != nil || n < 1 || n > 1000 {
+			httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_limit", "limit must be 1-1000")
+			return
+		}
+		limit = n
+	}
+	var after uint64
+	if v := args.Peek("after"); len(v) > 0 {
+		n, err := strconv.ParseUint(string(v), 10, 64)
+		if err != nil {
+			httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_after", "after must be a connection ID")
+			return
+		}
+		after = n
+	}
+	kind := string(args.Peek("kind"))
+	if kind != "" && kind != "sse" && kind != "topic" {
+		httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_kind", "kind must be sse or topic")
+		return
+	}
+	all := s.conns.snapshot()
+	sort.Slice(all, func(i, j int) bool { return all[i].id < all[j].id })
+	now := time.Now()
+	rows := make([]connectionInfo, 0, min(limit, len(all)))
+	var next uint64
+	for _, st := range all {
+		if st.id <= after || (kind != "" && st.kind.String() != kind) {
+			continue
+		}
+		if len(rows) == limit {
+			next = rows[len(rows)-1].ID
+			break
+		}
+		opened := time.Unix(0, st.opened)
+		row := connectionInfo{ID: st.id, Kind: st.kind.String(), Metadata: st.meta, RemoteAddr: st.conn.RemoteAddr().String(),
+			OpenedAt: opened.UTC().Format(time.RFC3339), AgeSeconds: now.Sub(opened).Seconds()}
+		if st.kind == kindTopic {
+			row.Topic = st.key
+		} else {
+			row.ClientID = st.key
+		}
+		rows = append(rows, row)
+	}
+	stats := s.Stats()
+	body := map[string]any{
+		"node_id":     s.cfg.NodeID,
+		"counts":      map[string]int64{"sse": stats.ClientStreams, "topic": stats.TopicStreams, "total": stats.ClientStreams + stats.TopicStreams},
+		"connections": rows,
+	}
+	if next != 0 {
+		body["next_after"] = next
+	}
+	httpjson.Write(ctx, fasthttp.StatusOK, body)
+}
+
+// cors adds CORS headers for allowed origins to every API response.
+func (s *Server) cors(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		origin := string(ctx.Request.Header.Peek("Origin"))
+		if origin != "" && s.originAllowed(origin) {
+			h := &ctx.Response.Header
+			if len(s.cfg.CORSOrigins) == 1 && s.cfg.CORSOrigins[0] == "*" {
+				h.Set("Access-Control-Allow-Origin", "*")
+			} else {
+				h.Set("Access-Control-Allow-Origin", origin)
+				h.Set("Access-Control-Allow-Credentials", "true")
+				h.Add("Vary", "Origin")
+			}
+		}
+		next(ctx)
+	}
+}
+
+func (s *Server) handlePreflight(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Response.Header
+	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, X-Authorization, X-User-ID")
+	h.Set("Access-Control-Max-Age", "600")
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// fastError answers requests fasthttp could not parse.
+func (s *Server) fastError(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		httpjson.WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body larger than "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes")
+	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
+		httpjson.WriteError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "head_too_large", "request head too large")
+	default:
+		httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_request", err.Error())
+	}
+}
+
+func userValue(ctx *fasthttp.RequestCtx, name string) string {
+	v, _ := ctx.UserValue(name).(string)
+	return v
+}

@@ -1,0 +1,192 @@
+package edge
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sseedge/sseedge/fanout"
+)
+
+// Limits on what a stream request may carry.
+const (
+	maxClientIDLen   = 128
+	maxMetaFields    = 16
+	maxMetaValueSize = 256
+)
+
+// streamRequest is a validated stream request, from the edge's own head parser or from fasthttp.
+type streamRequest struct {
+	kind        streamKind
+	key         string
+	resume      bool
+	lastEventID string
+	origin      string
+	meta        map[string]string
+}
+
+// apiError is a refusal with its status and stable code.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+// parseStreamRequest validates a stream request from its method, path, query and a header lookup.
+func (s *Server) parseStreamRequest(method, path, rawQuery string, header func(string) string) (streamRequest, *apiError) {
+	var req streamRequest
+	if method != "GET" {
+		return req, &apiError{fasthttp.StatusMethodNotAllowed, "method_not_allowed", "streams are opened with GET"}
+	}
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return req, &apiError{fasthttp.StatusBadRequest, "bad_query", "malformed query string"}
+	}
+	switch {
+	case strings.HasPrefix(path, "/sse/"):
+		req.kind = kindClient
+		id, err := url.PathUnescape(path[len("/sse/"):])
+		if err != nil || !validClientID(id) {
+			return req, &apiError{fasthttp.StatusBadRequest, "bad_client_id", "client ID must be 1-128 printable characters without '/'"}
+		}
+		req.key = id
+		if req.meta, err = streamMeta(query, header("X-User-ID")); err != nil {
+			return req, &apiError{fasthttp.StatusBadRequest, "bad_metadata", err.Error()}
+		}
+	case strings.HasPrefix(path, "/subscribe/"):
+		req.kind = kindTopic
+		raw, err := url.PathUnescape(path[len("/subscribe"):])
+		if err != nil {
+			return req, &apiError{fasthttp.StatusBadRequest, "bad_topic", "malformed percent-encoding"}
+		}
+		if req.key, err = fanout.ParseTopic(raw); err != nil {
+			return req, &apiError{fasthttp.StatusBadRequest, "bad_topic", err.Error()}
+		}
+	default:
+		return req, &apiError{fasthttp.StatusNotFound, "not_found", "no such stream"}
+	}
+	req.lastEventID = header("Last-Event-ID")
+	if req.lastEventID == "" {
+		req.lastEventID = query.Get("lastEventId")
+	}
+	req.resume = req.lastEventID != ""
+	req.origin = header("Origin")
+	if req.origin != "" && !s.originAllowed(req.origin) {
+		return req, &apiError{fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed"}
+	}
+	return req, nil
+}
+
+func validClientID(id string) bool {
+	if id == "" || len(id) > maxClientIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c == 0x7f || c == '/' {
+			return false
+		}
+	}
+	return true
+}
+
+// streamMeta turns query parameters (but for the resume and auth ones) and X-User-ID into metadata.
+func streamMeta(query url.Values, userID string) (map[string]string, error) {
+	var meta map[string]string
+	put := func(k, v string) error {
+		if len(v) > maxMetaValueSize || len(k) > maxMetaValueSize {
+			return fmt.Errorf("metadata %q longer than %d bytes", k, maxMetaValueSize)
+		}
+		if meta == nil {
+			meta = make(map[string]string, len(query)+1)
+		}
+		if len(meta) == maxMetaFields {
+			return fmt.Errorf("more than %d metadata fields", maxMetaFields)
+		}
+		meta[k] = v
+		return nil
+	}
+	for k, vs := range query {
+		if k == "lastEventId" || k == "token" {
+			continue
+		}
+		if err := put(k, vs[0]); err != nil {
+			return nil, err
+		}
+	}
+	if userID != "" {
+		if err := put("user_id", userID); err != nil {
+			return nil, err
+		}
+	}
+	return meta, nil
+}
+
+func (s *Server) originAllowed(origin string) bool {
+	for _, o := range s.cfg.CORSOrigins {
+		if o == "*" || o == origin {
+			return true
+		}
+	}
+	return false
+}
+
+// corsHeaders appends the CORS response headers for origin, or nothing if it is empty or not allowed.
+func (s *Server) corsHeaders(b []byte, origin string) []byte {
+	if origin == "" || !s.originAllowed(origin) {
+		return b
+	}
+	if len(s.cfg.CORSOrigins) == 1 && s.cfg.CORSOrigins[0] == "*" {
+		return append(b, "Access-Control-Allow-Origin: *\r\n"...)
+	}
+	b = append(b, "Access-Control-Allow-Origin: "...)
+	b = append(b, origin...)
+	return append(b, "\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"...)
+}
+
+// streamHead is the response head of a stream followed by its retry: hint. The body is delimited by
+// the connection's close, so frames go out as they are, with no chunk framing.
+func (s *Server) streamHead(origin string) []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"...)
+	b = s.corsHeaders(b, origin)
+	b = append(b, "\r\nretry: "...)
+	b = strconv.AppendInt(b, s.cfg.Retry.Milliseconds(), 10)
+	return append(b, "\n\n"...)
+}
+
+// connectedFrame is the first event of a client stream.
+func (s *Server) connectedFrame(clientID string) []byte {
+	data, _ := json.Marshal(struct {
+		ClientID    string `json:"client_id"`
+		NodeID      string `json:"node_id"`
+		ConnectedAt string `json:"connected_at"`
+	}{clientID, s.cfg.NodeID, time.Now().UTC().Format(time.RFC3339Nano)})
+	return fanout.AppendFrame(nil, "", "connected", data)
+}
+
+// rejectRaw answers a request the edge read itself with a JSON error, then closes the connection.
+func (s *Server) rejectRaw(conn netpoll.Connection, origin string, e *apiError) {
+	body, _ := json.Marshal(map[string]string{"error": e.msg, "code": e.code})
+	b := make([]byte, 0, 256+len(body))
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(e.status), 10)
+	b = append(b, ' ')
+	b = append(b, fasthttp.StatusMessage(e.status)...)
+	b = append(b, "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n"...)
+	b = s.corsHeaders(b, origin)
+	b = append(b, "\r\n"...)
+	b = append(b, body...)
+	w := conn.Writer()
+	if _, err := w.WriteBinary(b); err == nil {
+		_ = w.Flush()
+	}
+	conn.Close()
+}

@@ -1,0 +1,436 @@
+// Package edge holds Server-Sent Events connections on cloudwego/netpoll's epoll loop and serves the REST
+// API with fasthttp on the same port. A held stream costs a small struct and netpoll's per-connection
+// state: no goroutine, timer or channel. Frames are queued by reference and written in batches by a few
+// writer goroutines; heartbeats go out from one timer.
+package edge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sseedge/sseedge/fanout"
+)
+
+// Config configures a Server. The zero value gives the defaults of DESIGN.md.
+type Config struct {
+	NodeID            string
+	HeartbeatInterval time.Duration // default 15s
+	HeadTimeout       time.Duration // a request head must arrive within this; default 10s
+	MaxHeadBytes      int           // default 8 KiB
+	MaxBodyBytes      int           // API request bodies; default 1 MiB
+	MaxQueueBytes     int           // unsent bytes a stream may hold before it is cut off; default 1 MiB
+	WriteTimeout      time.Duration // a stalled stream with queued bytes is cut off after this; default 10s
+	APIIdleTimeout    time.Duration // keep-alive API connections; default 60s
+	Retry             time.Duration // the retry: hint of every stream; default 3s
+	ShutdownRetryMax  time.Duration // at shutdown, clients are told to come back within this, jittered; default 10s
+	CORSOrigins       []string      // allowed origins; default ["*"]
+	History           fanout.Config
+	Logger            *slog.Logger
+	// HealthExtra adds fields to GET /admin/health (for example function health).
+	HealthExtra func(ctx context.Context) map[string]any
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.HeartbeatInterval, 15*time.Second)
+	def(&c.HeadTimeout, 10*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.APIIdleTimeout, 60*time.Second)
+	def(&c.Retry, 3*time.Second)
+	def(&c.ShutdownRetryMax, 10*time.Second)
+	if c.MaxHeadBytes <= 0 {
+		c.MaxHeadBytes = DefaultMaxHeadBytes
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = 1 << 20
+	}
+	if len(c.CORSOrigins) == 0 {
+		c.CORSOrigins = []string{"*"}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Server is one edge node.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	started time.Time
+	router  *router.Router
+	fast    *fasthttp.Server
+	loop    netpoll.EventLoop
+	runq    *runQueue
+	topics  *fanout.Hub
+	clients *fanout.Hub
+	conns   registry
+	heads   headReaper
+
+	draining atomic.Bool
+	drained  chan struct{} // signalled when draining and the last stream is gone
+	stop     chan struct{}
+	bg       sync.WaitGroup
+	nextID   atomic.Uint64
+
+	open            [kindCount]atomic.Int64
+	opened          atomic.Uint64
+	heartbeatFrames atomic.Uint64 // heartbeat frames built: one per tick, whatever the stream count
+	slowConsumers   atomic.Uint64
+	framesBytes     atomic.Uint64
+}
+
+// New builds a server and starts its writers and heartbeat timer; Shutdown stops them.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		started: time.Now(),
+		router:  router.New(),
+		runq:    newRunQueue(),
+		topics:  fanout.NewHub(cfg.History),
+		clients: fanout.NewHub(cfg.History),
+		drained: make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+	}
+	s.conns.init()
+	s.heads.init()
+	s.routes()
+	s.fast = &fasthttp.Server{
+		Handler:                       s.cors(s.router.Handler),
+		ErrorHandler:                  s.fastError,
+		Name:                          "sseedge",
+		ReadTimeout:                   cfg.HeadTimeout,
+		WriteTimeout:                  cfg.WriteTimeout,
+		IdleTimeout:                   cfg.APIIdleTimeout,
+		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		ReadBufferSize:                cfg.MaxHeadBytes,
+		KeepHijackedConns:             true,
+		CloseOnShutdown:               true,
+		DisableHeaderNamesNormalizing: false,
+		Logger:                        fastLogger{s.log},
+	}
+	loop, err := netpoll.NewEventLoop(s.onRequest,
+		netpoll.WithOnConnect(s.onConnect),
+		netpoll.WithReadTimeout(cfg.HeadTimeout),
+		netpoll.WithWriteTimeout(cfg.WriteTimeout),
+		netpoll.WithIdleTimeout(2*cfg.HeartbeatInterval+time.Minute),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("edge: event loop: %w", err)
+	}
+	s.loop = loop
+	workers := max(2, runtime.GOMAXPROCS(0))
+	for range workers {
+		s.bg.Go(func() { (&writer{}).run(s.runq) })
+	}
+	s.bg.Go(s.tick)
+	return s, nil
+}
+
+// Router is the API router; other packages add their routes to it before Serve.
+func (s *Server) Router() *router.Router { return s.router }
+
+// Serve accepts connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.loop.Serve(ln)
+	if err != nil && s.draining.Load() {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, tells every stream to come back later (a jittered retry: so a fleet does not
+// reconnect at once), closes streams once that is written, finishes API requests in flight, and stops
+// the server's goroutines. It returns ctx's error if the drain did not finish in time; everything is
+// closed either way.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.draining.Swap(true) {
+		return errors.New("edge: already shut down")
+	}
+	s.conns.each(func(st *stream) { st.sendLast(s.goodbyeFrame()) })
+	var drainErr error
+	if s.conns.len() > 0 {
+		select {
+		case <-s.drained:
+		case <-ctx.Done():
+			drainErr = fmt.Errorf("edge: drain: %w", ctx.Err())
+		}
+	}
+	if err := s.fast.ShutdownWithContext(ctx); err != nil && drainErr == nil {
+		drainErr = fmt.Errorf("edge: api shutdown: %w", err)
+	}
+	close(s.stop)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = s.loop.Shutdown(closeCtx) // closes the listener and whatever connection is left
+	s.conns.each(func(st *stream) { st.close(reasonShutdown) })
+	s.heads.closeAll()
+	s.runq.close()
+	s.bg.Wait()
+	return drainErr
+}
+
+func (s *Server) goodbyeFrame() []byte {
+	ms := s.cfg.Retry.Milliseconds() + rand.Int64N(max(1, s.cfg.ShutdownRetryMax.Milliseconds()))
+	b := make([]byte, 0, 96)
+	b = append(b, "retry: "...)
+	b = strconv.AppendInt(b, ms, 10)
+	b = append(b, '\n')
+	return fanout.AppendFrame(b, "", "shutdown", fmt.Appendf(nil, `{"reason":"node shutting down","retry_ms":%d}`, ms))
+}
+
+// connState is what the edge knows of a connection before and after its first request head.
+type connState struct {
+	mode     atomic.Int32
+	deadline time.Time // the head must be complete by then
+}
+
+const (
+	modeHead   = iota // waiting for the first request head
+	modeAPI           // served by fasthttp
+	modeStream        // a held stream; input is discarded
+)
+
+type connStateKey struct{}
+
+func (s *Server) onConnect(ctx context.Context, conn netpoll.Connection) context.Context {
+	if s.draining.Load() {
+		conn.Close()
+		return ctx
+	}
+	st := &connState{deadline: time.Now().Add(s.cfg.HeadTimeout)}
+	s.heads.add(conn, st.deadline)
+	return context.WithValue(ctx, connStateKey{}, st)
+}
+
+// onRequest runs when a connection has input and no onRequest is running for it. The first request
+// decides the connection's fate: a stream request is parsed here and held; anything else goes to fasthttp.
+func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
+	st, _ := ctx.Value(connStateKey{}).(*connState)
+	r := conn.Reader()
+	if st == nil || st.mode.Load() == modeStream {
+		_ = r.Skip(r.Len()) // a stream client has nothing more to say; netpoll re-calls us until input is consumed
+		return r.Release()
+	}
+	for {
+		buf, err := r.Peek(r.Len())
+		if err != nil {
+			return s.dropHead(conn, err)
+		}
+		if !isStreamRequest(buf) {
+			if len(buf) < len(streamPrefixTopic) && bytes.IndexByte(buf, '\n') < 0 {
+				if err := s.waitMore(conn, st, len(buf)); err != nil {
+					return s.dropHead(conn, err)
+				}
+				continue
+			}
+			s.serveAPI(conn, st)
+			return nil
+		}
+		head, n, err := parseHead(buf, s.cfg.MaxHeadBytes)
+		if errors.Is(err, errHeadIncomplete) {
+			if err := s.waitMore(conn, st, len(buf)); err != nil {
+				return s.dropHead(conn, err)
+			}
+			continue
+		}
+		s.heads.remove(conn)
+		if err != nil {
+			status := fasthttp.StatusBadRequest
+			if errors.Is(err, errHeadTooLarge) {
+				status = fasthttp.StatusRequestHeaderFieldsTooLarge
+			}
+			s.rejectRaw(conn, "", &apiError{status: status, code: "bad_request", msg: err.Error()})
+			return nil
+		}
+		_ = r.Skip(n)
+		_ = r.Release()
+		st.mode.Store(modeStream)
+		req, aerr := s.parseStreamRequest(head.method, head.path, head.rawQuery, head.get)
+		if aerr != nil {
+			s.rejectRaw(conn, head.get("Origin"), aerr)
+			return nil
+		}
+		s.openStream(conn, req)
+		return nil
+	}
+}
+
+const (
+	streamPrefixClient = "GET /sse/"
+	streamPrefixTopic  = "GET /subscribe/"
+)
+
+func isStreamRequest(b []byte) bool {
+	return bytes.HasPrefix(b, []byte(streamPrefixClient)) || bytes.HasPrefix(b, []byte(streamPrefixTopic))
+}
+
+// waitMore blocks until more than have bytes are buffered or the head deadline passes.
+func (s *Server) waitMore(conn netpoll.Connection, st *connState, have int) error {
+	left := time.Until(st.deadline)
+	if left <= 0 {
+		return errors.New("request head timeout")
+	}
+	if have >= s.cfg.MaxHeadBytes {
+		return errHeadTooLarge
+	}
+	_ = conn.SetReadTimeout(left)
+	_, err := conn.Reader().Peek(have + 1)
+	return err
+}
+
+func (s *Server) dropHead(conn netpoll.Connection, err error) error {
+	s.heads.remove(conn)
+	s.log.Debug("closing connection without a complete request head", "remote", conn.RemoteAddr(), "err", err)
+	conn.Close()
+	return nil
+}
+
+// apiConn is a connection served by fasthttp; a stream request on it is taken back by hijacking.
+type apiConn struct {
+	netpoll.Connection
+	state *connState
+}
+
+func (s *Server) serveAPI(conn netpoll.Connection, st *connState) {
+	s.heads.remove(conn)
+	st.mode.Store(modeAPI)
+	_ = conn.SetReadTimeout(0) // fasthttp sets its own deadlines
+	if err := s.fast.ServeConn(&apiConn{Connection: conn, state: st}); err != nil {
+		s.log.Debug("api connection ended", "remote", conn.RemoteAddr(), "err", err)
+	}
+}
+
+// openStream answers a stream request and holds the connection.
+func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
+	fdConn, ok := conn.(interface{ Fd() int })
+	if !ok {
+		conn.Close()
+		return
+	}
+	st := &stream{
+		srv:    s,
+		conn:   conn,
+		fd:     fdConn.Fd(),
+		id:     s.nextID.Add(1),
+		kind:   req.kind,
+		key:    req.key,
+		meta:   req.meta,
+		opened: time.Now().UnixNano(),
+	}
+	_ = conn.SetReadTimeout(0)
+	s.conns.add(st)
+	s.open[st.kind].Add(1)
+	s.opened.Add(1)
+	_ = conn.AddCloseCallback(func(netpoll.Connection) error { st.cleanup(); return nil })
+	if !conn.IsActive() { // closed before the callback was added: it will not run
+		st.cleanup()
+		return
+	}
+	st.Send(s.streamHead(req.origin))
+	if req.kind == kindClient {
+		st.Send(s.connectedFrame(req.key))
+	}
+	sub, replay := s.hub(req.kind).Subscribe(req.key, st, req.resume, req.lastEventID)
+	st.attach(sub)
+	if replay.Reset {
+		s.log.Debug("resume gap", "stream", req.kind.String(), "key", req.key, "last_event_id", req.lastEventID)
+	}
+}
+
+func (s *Server) hub(k streamKind) *fanout.Hub {
+	if k == kindTopic {
+		return s.topics
+	}
+	return s.clients
+}
+
+// forget drops a closed stream from the registry.
+func (s *Server) forget(st *stream, reason closeReason) {
+	s.conns.remove(st)
+	s.open[st.kind].Add(-1)
+	s.log.Debug("stream closed", "id", st.id, "kind", st.kind.String(), "reason", reason.String())
+	if s.draining.Load() && s.conns.len() == 0 {
+		select {
+		case s.drained <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// tick sends heartbeats and sweeps histories on one timer, and closes connections whose head is late.
+func (s *Server) tick() {
+	hb := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer hb.Stop()
+	reap := time.NewTicker(min(time.Second, s.cfg.HeadTimeout/2))
+	defer reap.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-hb.C:
+			s.heartbeat(now)
+			s.topics.Sweep(now)
+			s.clients.Sweep(now)
+		case now := <-reap.C:
+			s.heads.reap(now)
+		}
+	}
+}
+
+// heartbeat builds one frame and queues it to every stream, one registry shard at a time.
+func (s *Server) heartbeat(now time.Time) {
+	frame := fanout.AppendFrame(nil, "", "heartbeat", strconv.AppendInt(nil, now.Unix(), 10))
+	s.heartbeatFrames.Add(1)
+	s.conns.each(func(st *stream) { st.Send(frame) })
+}
+
+// Stats is a snapshot of the node's streams and counters.
+type Stats struct {
+	ClientStreams   int64
+	TopicStreams    int64
+	Opened          uint64
+	HeartbeatFrames uint64
+	SlowConsumers   uint64
+	BytesSent       uint64
+}
+
+// Stats returns current counts.
+func (s *Server) Stats() Stats {
+	return Stats{
+		ClientStreams:   s.open[kindClient].Load(),
+		TopicStreams:    s.open[kindTopic].Load(),
+		Opened:          s.opened.Load(),
+		HeartbeatFrames: s.heartbeatFrames.Load(),
+		SlowConsumers:   s.slowConsumers.Load(),
+		BytesSent:       s.framesBytes.Load(),
+	}
+}
+
+// fastLogger routes fasthttp's log lines to slog.
+type fastLogger struct{ log *slog.Logger }
+
+func (l fastLogger) Printf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }

@@ -1,0 +1,281 @@
+package edge
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cloudwego/netpoll"
+
+	"github.com/sseedge/sseedge/fanout"
+)
+
+// streamKind says which hub a stream reads.
+type streamKind uint8
+
+const (
+	kindClient streamKind = iota // GET /sse/{clientId}
+	kindTopic                    // GET /subscribe/{topic...}
+	kindCount
+)
+
+func (k streamKind) String() string {
+	if k == kindTopic {
+		return "topic"
+	}
+	return "sse"
+}
+
+// closeReason says why a stream ended.
+type closeReason uint8
+
+const (
+	reasonNone closeReason = iota
+	reasonClient
+	reasonSlowConsumer
+	reasonShutdown
+	reasonError
+)
+
+func (r closeReason) String() string {
+	return [...]string{"none", "client", "slow_consumer", "shutdown", "error"}[r]
+}
+
+var errStreamClosed = errors.New("stream closed")
+
+// stream is one held SSE connection. While idle it costs this struct and whatever netpoll keeps for the
+// connection: no goroutine, timer or channel. Frames are queued by reference (their bytes are shared)
+// and written by the server's writers; the connection has exactly one writer at a time.
+type stream struct {
+	srv    *Server
+	conn   netpoll.Connection
+	fd     int
+	id     uint64
+	kind   streamKind
+	key    string            // client ID or canonical topic
+	meta   map[string]string // nil unless the client sent metadata
+	opened int64             // unix nanoseconds
+
+	mu      sync.Mutex
+	pending [][]byte // frames not yet written; the first from offset off
+	spare   [][]byte // recycled backing array for pending
+	off     int
+	queued  int  // bytes in pending not yet written
+	writing bool // a writer owns the socket; the stream is in the run queue or being written
+	closing bool // no more frames are accepted
+	finish  bool // close once pending is written (graceful shutdown)
+	reason  closeReason
+	sub     *fanout.Subscription
+	gone    bool // cleanup ran
+
+	wmu  sync.Mutex // held around raw writes, so the fd cannot be closed and reused under one
+	dead bool       // guarded by wmu
+
+	cleaned atomic.Bool
+}
+
+// Send queues frame. It never blocks or writes: it is called with hub locks held. A stream whose unsent
+// bytes would pass the bound is closed as a slow consumer; the client may resume with Last-Event-ID.
+func (s *stream) Send(frame []byte) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	if s.queued+len(frame) > s.srv.cfg.MaxQueueBytes {
+		s.closing = true
+		s.reason = reasonSlowConsumer
+		s.mu.Unlock()
+		s.srv.slowConsumers.Add(1)
+		go s.conn.Close() // not here: closing unsubscribes, which takes the hub lock our caller holds
+		return
+	}
+	s.pending = append(s.pending, frame)
+	s.queued += len(frame)
+	start := !s.writing
+	s.writing = true
+	s.mu.Unlock()
+	if start {
+		s.srv.runq.push(s)
+	}
+}
+
+// sendLast queues a final frame and closes the stream once everything queued is written.
+func (s *stream) sendLast(frame []byte) {
+	s.Send(frame)
+	s.mu.Lock()
+	s.finish = true
+	idle := !s.writing
+	s.mu.Unlock()
+	if idle {
+		s.close(reasonShutdown)
+	}
+}
+
+// flush writes what is queued without blocking. If the socket fills, the rest is left to drainBlocking
+// on a goroutine of the stream's own, so the calling writer moves on.
+func (s *stream) flush(w *writer) {
+	for {
+		s.mu.Lock()
+		frames, off := s.pending, s.off
+		if len(frames) == 0 {
+			s.writing = false
+			finish := s.finish
+			s.mu.Unlock()
+			if finish {
+				s.close(reasonShutdown)
+			}
+			return
+		}
+		s.pending, s.spare, s.off = s.spare, nil, 0
+		s.mu.Unlock()
+
+		all := frames
+		for len(frames) > 0 {
+			n, err := s.writeRaw(w, frames, off)
+			if n > 0 {
+				frames, off = advance(frames, off, n)
+				s.wrote(n)
+			}
+			if err == nil {
+				continue
+			}
+			if isWouldBlock(err) {
+				s.requeueFront(frames, off)
+				go s.drainBlocking()
+			} else {
+				s.close(reasonError)
+			}
+			return
+		}
+		clear(all)
+		s.mu.Lock()
+		s.spare = all[:0]
+		s.mu.Unlock()
+	}
+}
+
+// writeRaw writes under wmu, which cleanup takes before netpoll closes the fd.
+func (s *stream) writeRaw(w *writer, frames [][]byte, off int) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.dead {
+		return 0, errStreamClosed
+	}
+	return w.writev(s.fd, frames, off)
+}
+
+// drainBlocking writes through netpoll's writer, which waits for the socket to drain up to the write
+// timeout. Only a stalled client gets here, and only until it drains, overflows or times out.
+func (s *stream) drainBlocking() {
+	w := s.conn.Writer()
+	for {
+		s.mu.Lock()
+		frames, off := s.pending, s.off
+		if len(frames) == 0 || s.closing && !s.finish {
+			s.writing = false
+			finish := s.finish && len(frames) == 0
+			s.mu.Unlock()
+			if finish {
+				s.close(reasonShutdown)
+			}
+			return
+		}
+		s.pending, s.off = nil, 0
+		s.mu.Unlock()
+		total := 0
+		for i, f := range frames {
+			if i == 0 {
+				f = f[off:]
+			}
+			if len(f) > 0 {
+				if _, err := w.WriteBinary(f); err != nil {
+					s.close(reasonError)
+					return
+				}
+				total += len(f)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			s.close(reasonSlowConsumer)
+			return
+		}
+		s.wrote(total)
+	}
+}
+
+func (s *stream) wrote(n int) {
+	s.mu.Lock()
+	s.queued -= n
+	s.mu.Unlock()
+	s.srv.framesBytes.Add(uint64(n))
+}
+
+func (s *stream) requeueFront(rest [][]byte, off int) {
+	s.mu.Lock()
+	s.pending = append(append(make([][]byte, 0, len(rest)+len(s.pending)), rest...), s.pending...)
+	s.off = off
+	s.mu.Unlock()
+}
+
+// advance drops the first n bytes of frames (the first from off).
+func advance(frames [][]byte, off, n int) ([][]byte, int) {
+	for len(frames) > 0 {
+		left := len(frames[0]) - off
+		if n < left {
+			return frames, off + n
+		}
+		n -= left
+		frames[0] = nil
+		frames, off = frames[1:], 0
+	}
+	return frames, 0
+}
+
+// close records why the stream ends (the first reason wins) and closes the connection; netpoll then
+// runs cleanup.
+func (s *stream) close(reason closeReason) {
+	s.mu.Lock()
+	if s.reason == reasonNone {
+		s.reason = reason
+	}
+	s.closing = true
+	s.mu.Unlock()
+	s.conn.Close()
+}
+
+// cleanup runs once, from netpoll's close callback (before the fd is closed) or from openStream when the
+// peer was gone before the callback was added.
+func (s *stream) cleanup() {
+	if !s.cleaned.CompareAndSwap(false, true) {
+		return
+	}
+	s.wmu.Lock()
+	s.dead = true
+	s.wmu.Unlock()
+	s.mu.Lock()
+	s.closing, s.gone = true, true
+	if s.reason == reasonNone {
+		s.reason = reasonClient
+	}
+	reason, sub := s.reason, s.sub
+	s.pending, s.spare, s.queued = nil, nil, 0
+	s.mu.Unlock()
+	if sub != nil {
+		s.srv.hub(s.kind).Unsubscribe(sub)
+	}
+	s.srv.forget(s, reason)
+}
+
+// attach records the subscription, or drops it when the stream is already gone.
+func (s *stream) attach(sub *fanout.Subscription) {
+	s.mu.Lock()
+	gone := s.gone
+	if !gone {
+		s.sub = sub
+	}
+	s.mu.Unlock()
+	if gone {
+		s.srv.hub(s.kind).Unsubscribe(sub)
+	}
+}

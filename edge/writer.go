@@ -1,0 +1,121 @@
+package edge
+
+import (
+	"errors"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+// maxIovecs bounds one writev call (IOV_MAX on Linux is 1024).
+const maxIovecs = 1024
+
+// runQueue holds the streams that have frames to write. A stream is in it at most once (its writing flag
+// says so), so it never holds more entries than there are streams.
+type runQueue struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	items  []*stream
+	closed bool
+}
+
+func newRunQueue() *runQueue {
+	q := &runQueue{}
+	q.cond.L = &q.mu
+	return q
+}
+
+func (q *runQueue) push(s *stream) {
+	q.mu.Lock()
+	q.items = append(q.items, s)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// pop moves up to len(batch) streams into batch, waiting while there are none; it returns false once the
+// queue is closed and drained.
+func (q *runQueue) pop(batch []*stream) ([]*stream, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 {
+		if q.closed {
+			return batch[:0], false
+		}
+		q.cond.Wait()
+	}
+	k := min(cap(batch), len(q.items))
+	tail := q.items[len(q.items)-k:]
+	batch = append(batch[:0], tail...)
+	clear(tail)
+	q.items = q.items[:len(q.items)-k]
+	return batch, true
+}
+
+func (q *runQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// writer is one of the few goroutines that write frames to sockets. It only ever makes non-blocking
+// writes; a stream whose socket is full is handed to a goroutine of its own (see stream.drainBlocking),
+// so a stalled client never delays any other.
+type writer struct {
+	iov []syscall.Iovec
+}
+
+func (w *writer) run(q *runQueue) {
+	w.iov = make([]syscall.Iovec, 0, maxIovecs)
+	batch := make([]*stream, 0, 64)
+	for {
+		var ok bool
+		batch, ok = q.pop(batch)
+		if !ok {
+			return
+		}
+		for i, s := range batch {
+			s.flush(w)
+			batch[i] = nil
+		}
+	}
+}
+
+// writev writes frames, the first from offset off, to fd without blocking, and returns how many bytes
+// the kernel took. A full socket answers syscall.EAGAIN.
+func (w *writer) writev(fd int, frames [][]byte, off int) (int, error) {
+	iov := w.iov[:0]
+	for i, f := range frames {
+		if i == 0 {
+			f = f[off:]
+		}
+		if len(f) == 0 {
+			continue
+		}
+		if len(iov) == maxIovecs {
+			break
+		}
+		iov = append(iov, syscall.Iovec{Base: &f[0], Len: uint64(len(f))})
+	}
+	if len(iov) == 0 {
+		return 0, nil
+	}
+	var n uintptr
+	var errno syscall.Errno
+	for {
+		n, _, errno = syscall.Syscall(syscall.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		if errno != syscall.EINTR {
+			break
+		}
+	}
+	clear(iov) // drop the pointers so the scratch slice keeps no frame alive
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+// isWouldBlock reports a full socket.
+func isWouldBlock(err error) bool {
+	return errors.Is(err, syscall.EAGAIN)
+}

@@ -1,0 +1,73 @@
+package fanout
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Frame is one event encoded once in the WHATWG event-stream format. Its Bytes are shared, unchanged, by
+// every connection that receives it and by every history that keeps it.
+type Frame struct {
+	ID    string
+	Bytes []byte
+	At    time.Time // when it was published; histories expire by it
+}
+
+// Limits on the fields of an event.
+const (
+	MaxEventNameLen = 128
+	MaxEventIDLen   = 256
+)
+
+// ErrBadEvent is wrapped by every event validation error.
+var ErrBadEvent = errors.New("bad event")
+
+// ValidateField checks an event name or ID: the format has no escaping, so a line break would end the
+// field and inject others, and a NUL makes browsers ignore an id.
+func ValidateField(field, v string, maxLen int) error {
+	if len(v) > maxLen {
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrBadEvent, field, maxLen)
+	}
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return fmt.Errorf("%w: %s contains a line break or NUL", ErrBadEvent, field)
+	}
+	return nil
+}
+
+// AppendFrame appends one event to dst: an id line when id is set, an event line when name is set and not
+// "message", and data split into one "data:" line per line of data (CRLF, CR and LF all end a line, as a
+// parser will read them). The caller validates id and name with ValidateField.
+func AppendFrame(dst []byte, id, name string, data []byte) []byte {
+	if id != "" {
+		dst = append(dst, "id: "...)
+		dst = append(dst, id...)
+		dst = append(dst, '\n')
+	}
+	if name != "" && name != "message" {
+		dst = append(dst, "event: "...)
+		dst = append(dst, name...)
+		dst = append(dst, '\n')
+	}
+	for {
+		i := bytes.IndexAny(data, "\r\n")
+		if i < 0 {
+			break
+		}
+		dst = appendDataLine(dst, data[:i])
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+	dst = appendDataLine(dst, data)
+	return append(dst, '\n')
+}
+
+func appendDataLine(dst, line []byte) []byte {
+	dst = append(dst, "data: "...)
+	dst = append(dst, line...)
+	return append(dst, '\n')
+}

@@ -1,0 +1,225 @@
+// Package fanout delivers events to the subscribers of streams: hierarchical topics ("/pets" receives
+// "/pets/dogs") and flat keys such as client IDs. Each event is encoded once into a Frame whose bytes
+// every subscriber shares; a bounded history per stream lets a client resume from its Last-Event-ID.
+package fanout
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Subscriber receives the frames of one stream. Send is called with the stream's shard locked, in the
+// order the frames were published, so it must only queue the bytes (never write, block or unsubscribe).
+type Subscriber interface {
+	Send(frame []byte)
+}
+
+// Config sizes a Hub. The zero value gives the defaults of DESIGN.md.
+type Config struct {
+	HistorySize int           // frames kept per stream for resume; default 1000, negative keeps none
+	HistoryTTL  time.Duration // how long a frame stays resumable; default 5m
+	Shards      int           // lock shards; default 64
+}
+
+func (c Config) withDefaults() Config {
+	if c.HistorySize == 0 {
+		c.HistorySize = 1000
+	}
+	if c.HistoryTTL <= 0 {
+		c.HistoryTTL = 5 * time.Minute
+	}
+	if c.Shards <= 0 {
+		c.Shards = 64
+	}
+	return c
+}
+
+// Hub is the set of streams of one kind on this node. Keys are canonical topics (see ParseTopic), whose
+// events also go to every ancestor, or flat keys without a slash (client IDs), which have no ancestors.
+type Hub struct {
+	cfg      Config
+	shards   []shard
+	idPrefix string
+	seq      atomic.Uint64
+}
+
+type shard struct {
+	mu    sync.Mutex
+	nodes map[string]*node
+}
+
+// node is one stream: its live subscribers and its history.
+type node struct {
+	subs []*Subscription
+	hist history
+}
+
+// Subscription is one subscriber's place in a stream; Unsubscribe removes it.
+type Subscription struct {
+	shard *shard
+	key   string
+	node  *node
+	sub   Subscriber
+	slot  int // index in node.subs, -1 once removed
+}
+
+// Replay says what Subscribe sent before live events.
+type Replay struct {
+	Frames int  // history frames replayed
+	Reset  bool // the Last-Event-ID was not retained, so a reset event went first
+}
+
+// NewHub returns an empty hub. Generated event IDs are "<start-ms>-<seq>", unique across restarts.
+func NewHub(cfg Config) *Hub {
+	cfg = cfg.withDefaults()
+	h := &Hub{cfg: cfg, shards: make([]shard, cfg.Shards)}
+	for i := range h.shards {
+		h.shards[i].nodes = make(map[string]*node)
+	}
+	h.idPrefix = strconv.FormatInt(time.Now().UnixMilli(), 10) + "-"
+	return h
+}
+
+// Event is what a publisher sends: an optional ID (generated when empty), an optional name (default
+// "message") and the data, which may span lines.
+type Event struct {
+	ID   string
+	Name string
+	Data []byte
+}
+
+// Publish encodes ev once, keeps it in the history of key and of each ancestor, and queues it to their
+// subscribers. It returns the event's ID and how many subscribers it was queued to.
+func (h *Hub) Publish(key string, ev Event) (id string, delivered int, err error) {
+	if err := ValidateField("event", ev.Name, MaxEventNameLen); err != nil {
+		return "", 0, err
+	}
+	if err := ValidateField("id", ev.ID, MaxEventIDLen); err != nil {
+		return "", 0, err
+	}
+	id = ev.ID
+	if id == "" {
+		id = h.idPrefix + strconv.FormatUint(h.seq.Add(1), 10)
+	}
+	f := &Frame{ID: id, Bytes: AppendFrame(nil, id, ev.Name, ev.Data), At: time.Now()}
+	s := h.shardOf(key)
+	s.mu.Lock()
+	for k, ok := key, true; ok; k, ok = parent(k) {
+		n := s.node(k)
+		n.hist.push(f, h.cfg.HistorySize)
+		for _, sub := range n.subs {
+			sub.sub.Send(f.Bytes)
+		}
+		delivered += len(n.subs)
+	}
+	s.mu.Unlock()
+	return id, delivered, nil
+}
+
+// Subscribe adds sub to the stream key. With resume set, the frames published after lastEventID are sent
+// first, in order; when lastEventID is not retained a reset event precedes whatever is. Replay and
+// registration happen under the stream's lock, so no live event is missed or sent twice.
+func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID string) (*Subscription, Replay) {
+	var r Replay
+	s := h.shardOf(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.node(key)
+	if resume {
+		n.hist.expire(time.Now().Add(-h.cfg.HistoryTTL))
+		from, ok := n.hist.since(lastEventID)
+		if !ok {
+			r.Reset = true
+			sub.Send(resetFrame(lastEventID, n.hist))
+		}
+		for i := from; i < n.hist.n; i++ {
+			sub.Send(n.hist.at(i).Bytes)
+			r.Frames++
+		}
+	}
+	sc := &Subscription{shard: s, key: key, node: n, sub: sub, slot: len(n.subs)}
+	n.subs = append(n.subs, sc)
+	return sc, r
+}
+
+// Unsubscribe removes the subscription; calling it again does nothing.
+func (h *Hub) Unsubscribe(sc *Subscription) {
+	s := sc.shard
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sc.slot < 0 {
+		return
+	}
+	subs := sc.node.subs
+	last := len(subs) - 1
+	subs[sc.slot] = subs[last]
+	subs[sc.slot].slot = sc.slot
+	subs[last] = nil
+	sc.node.subs = subs[:last]
+	sc.slot = -1
+}
+
+// Sweep drops expired history and forgets streams with neither subscribers nor history. Call it
+// periodically; it locks one shard at a time.
+func (h *Hub) Sweep(now time.Time) {
+	cutoff := now.Add(-h.cfg.HistoryTTL)
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.Lock()
+		for k, n := range s.nodes {
+			if n.hist.expire(cutoff) && len(n.subs) == 0 {
+				delete(s.nodes, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Streams counts the streams the hub knows (with subscribers or history).
+func (h *Hub) Streams() int {
+	total := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.Lock()
+		total += len(s.nodes)
+		s.mu.Unlock()
+	}
+	return total
+}
+
+func (s *shard) node(key string) *node {
+	n := s.nodes[key]
+	if n == nil {
+		n = &node{}
+		s.nodes[key] = n
+	}
+	return n
+}
+
+// shardOf picks the shard of key's root (FNV-1a), so a stream and all its ancestors share one lock.
+func (h *Hub) shardOf(key string) *shard {
+	r := root(key)
+	x := uint32(2166136261)
+	for i := 0; i < len(r); i++ {
+		x ^= uint32(r[i])
+		x *= 16777619
+	}
+	return &h.shards[x%uint32(len(h.shards))]
+}
+
+// resetFrame tells a resuming client that events after lastEventID may be lost.
+func resetFrame(lastEventID string, hist history) []byte {
+	body := struct {
+		Reason          string `json:"reason"`
+		LastEventID     string `json:"last_event_id"`
+		EarliestEventID string `json:"earliest_event_id,omitempty"`
+	}{Reason: "last_event_id_not_retained", LastEventID: lastEventID}
+	if hist.n > 0 {
+		body.EarliestEventID = hist.at(0).ID
+	}
+	data, _ := json.Marshal(body) // strings always encode
+	return AppendFrame(nil, "", "reset", data)
+}
