@@ -3,8 +3,8 @@ package edge
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cloudwego/netpoll"
@@ -33,6 +34,7 @@ type Config struct {
 	MaxHeadBytes      int           // default 8 KiB
 	MaxBodyBytes      int           // API request bodies; default 1 MiB
 	MaxQueueBytes     int           // unsent bytes a stream may hold before it is cut off; default 1 MiB
+	SendBufferBytes   int           // SO_SNDBUF of stream sockets: kernel memory per stream; 0 keeps the kernel's autotuning
 	WriteTimeout      time.Duration // a stalled stream with queued bytes is cut off after this; default 10s
 	APIIdleTimeout    time.Duration // keep-alive API connections; default 60s
 	Retry             time.Duration // the retry: hint of every stream; default 3s
@@ -342,6 +344,9 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 		opened: time.Now().UnixNano(),
 	}
 	_ = conn.SetReadTimeout(0)
+	if s.cfg.SendBufferBytes > 0 {
+		_ = syscall.SetsockoptInt(st.fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, s.cfg.SendBufferBytes)
+	}
 	s.conns.add(st)
 	s.open[st.kind].Add(1)
 	s.opened.Add(1)

@@ -197,6 +197,12 @@ func (s *stream) drainBlocking() {
 			}
 		}
 		if err := w.Flush(); err != nil {
+			s.mu.Lock()
+			cut := !s.closing // else it was closed already (overflow, shutdown) and that is why Flush failed
+			s.mu.Unlock()
+			if cut { // the write timeout passed with bytes still unsent
+				s.srv.slowConsumers.Add(1)
+			}
 			s.close(reasonSlowConsumer)
 			return
 		}

@@ -1,0 +1,276 @@
+package edge_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	sse "github.com/tmaxmax/go-sse"
+
+	"github.com/sseedge/sseedge/edge"
+)
+
+// TestMain starts netpoll's pollers once, so goroutine counts taken by tests see only their own.
+func TestMain(m *testing.M) {
+	srv, err := edge.New(edge.Config{Logger: quietLogger()})
+	if err != nil {
+		panic(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		fmt.Fprintf(c, "GET /admin/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		_, _ = io.ReadAll(c)
+		c.Close()
+	}
+	_ = srv.Shutdown(context.Background())
+	<-done
+	os.Exit(m.Run())
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// testServer is a real edge on a loopback port.
+type testServer struct {
+	*edge.Server
+	addr string // host:port
+	url  string
+}
+
+func start(t *testing.T, cfg edge.Config) *testServer {
+	t.Helper()
+	leakCheck(t)
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	if cfg.NodeID == "" {
+		cfg.NodeID = "test-node"
+	}
+	srv, err := edge.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return &testServer{Server: srv, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
+}
+
+// leakCheck fails the test if it leaves goroutines behind. Goroutine exits cannot be awaited, so it
+// polls the count with a deadline.
+func leakCheck(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		http.DefaultClient.CloseIdleConnections()
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<20)
+			t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+// eventually polls cond until it holds or the deadline passes; for server state that has no event to
+// wait on (counts after a peer hangs up).
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sseStream is a stream read by an independent SSE parser (tmaxmax/go-sse) on a real HTTP client.
+type sseStream struct {
+	resp   *http.Response
+	events chan sse.Event
+	cancel context.CancelFunc
+}
+
+func openSSE(t *testing.T, url string, header http.Header) *sseStream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	tr := &http.Transport{DisableKeepAlives: true}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	if resp.StatusCode != 200 {
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	s := &sseStream{resp: resp, events: make(chan sse.Event, 20000), cancel: cancel}
+	go func() {
+		defer close(s.events)
+		for ev, err := range sse.Read(resp.Body, nil) {
+			if err != nil {
+				return
+			}
+			s.events <- ev
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *sseStream) close() {
+	s.cancel()
+	s.resp.Body.Close()
+	for range s.events { // wait for the reader to end
+	}
+}
+
+// next returns the next event that is not a heartbeat.
+func (s *sseStream) next(t *testing.T) sse.Event {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if ev.Type == "heartbeat" {
+				continue
+			}
+			return ev
+		case <-timeout:
+			t.Fatal("timed out waiting for an event")
+		}
+	}
+}
+
+// expectNone checks that no event other than heartbeats arrives within d.
+func (s *sseStream) expectNone(t *testing.T, d time.Duration) {
+	t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if ok && ev.Type != "heartbeat" {
+				t.Fatalf("unexpected event %+v", ev)
+			}
+		case <-timeout:
+			return
+		}
+	}
+}
+
+// post sends a JSON body and decodes the JSON answer.
+func post(t *testing.T, url, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("POST %s: %d, body %q is not JSON", url, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func publish(t *testing.T, srv *testServer, topic, event, data string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"event": event, "data": data})
+	code, out := post(t, srv.url+"/publish"+topic, string(body))
+	if code != 200 {
+		t.Fatalf("publish %s: %d %v", topic, code, out)
+	}
+	return out["id"].(string)
+}
+
+// rawStream opens a stream with a bare socket and reads until the retry hint that ends the stream head,
+// so that the stream is known to be established. Reading more is up to the caller.
+func rawStream(t testing.TB, addr, path string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n", path)
+	r := bufio.NewReaderSize(c, 512)
+	if err := readUntil(r, "retry: "); err != nil {
+		c.Close()
+		t.Fatalf("stream %s: %v", path, err)
+	}
+	return c, r
+}
+
+func readUntil(r *bufio.Reader, marker string) error {
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(line, marker) {
+			return nil
+		}
+	}
+}
+
+// rawRequest sends raw bytes and returns the status code and body of the answer.
+func rawRequest(t *testing.T, addr string, req []byte) (int, []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write(req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading answer to %q: %v", req, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, bytes.TrimSpace(body)
+}

@@ -1,0 +1,227 @@
+package fanout
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	sse "github.com/tmaxmax/go-sse"
+)
+
+func TestParseTopic(t *testing.T) {
+	good := map[string]string{
+		"/pets":       "/pets",
+		"pets/dogs":   "/pets/dogs",
+		"/pets/dogs/": "/pets/dogs",
+		"/a.b/c-d_e":  "/a.b/c-d_e",
+	}
+	for in, want := range good {
+		got, err := ParseTopic(in)
+		if err != nil || got != want {
+			t.Errorf("ParseTopic(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	bad := []string{"", "/", "//", "/pets//dogs", "/pets/../etc", "/./x", "/a\x01b", "/a\x7f", "/" + strings.Repeat("x", MaxTopicLen),
+		strings.Repeat("/a", MaxTopicDepth+1)}
+	for _, in := range bad {
+		if _, err := ParseTopic(in); !errors.Is(err, ErrBadTopic) {
+			t.Errorf("ParseTopic(%q) err = %v; want ErrBadTopic", in, err)
+		}
+	}
+}
+
+// parseFrames reads frames back with an independent SSE parser.
+func parseFrames(t testing.TB, b []byte) []sse.Event {
+	t.Helper()
+	var out []sse.Event
+	for ev, err := range sse.Read(bytes.NewReader(b), nil) {
+		if err != nil {
+			t.Fatalf("parse %q: %v", b, err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+func TestAppendFrameRoundTrip(t *testing.T) {
+	cases := []struct{ id, name, data string }{
+		{"1", "message", "hello"},
+		{"2", "bark", "line one\nline two\r\nline three\rend"},
+		{"", "heartbeat", "x"},
+		{"3", "", "trailing newline\n"},
+		{"4", "e", " leading space"},
+	}
+	for _, c := range cases {
+		evs := parseFrames(t, AppendFrame(nil, c.id, c.name, []byte(c.data)))
+		if len(evs) != 1 {
+			t.Fatalf("%+v: got %d events", c, len(evs))
+		}
+		wantData := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(c.data)
+		wantType := c.name
+		if wantType == "message" {
+			wantType = ""
+		}
+		if evs[0].Data != wantData || evs[0].Type != wantType || evs[0].LastEventID != c.id {
+			t.Errorf("%+v: got %+v", c, evs[0])
+		}
+	}
+}
+
+// FuzzFrame checks that any valid event parses back to itself with an independent parser.
+func FuzzFrame(f *testing.F) {
+	f.Add("1", "message", "hello\nworld")
+	f.Add("", "x", "\r\n\r")
+	f.Fuzz(func(t *testing.T, id, name, data string) {
+		if ValidateField("id", id, MaxEventIDLen) != nil || ValidateField("event", name, MaxEventNameLen) != nil {
+			return
+		}
+		if strings.ContainsAny(name, " :") || strings.HasPrefix(id, " ") || strings.ContainsRune(data, 0) {
+			return // field values lose a leading space on parsing; names are tokens in practice
+		}
+		evs := parseFrames(t, AppendFrame(nil, id, name, []byte(data)))
+		if len(evs) != 1 {
+			t.Fatalf("got %d events for %q %q %q", len(evs), id, name, data)
+		}
+		wantData := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(data)
+		wantType := name
+		if wantType == "message" {
+			wantType = ""
+		}
+		if evs[0].Data != wantData || evs[0].Type != wantType || evs[0].LastEventID != id {
+			t.Fatalf("round trip of %q %q %q gave %+v", id, name, data, evs[0])
+		}
+	})
+}
+
+func FuzzParseTopic(f *testing.F) {
+	for _, s := range []string{"/pets/dogs", "a/../b", "/\x00", "//"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		topic, err := ParseTopic(raw)
+		if err != nil {
+			return
+		}
+		again, err := ParseTopic(topic)
+		if err != nil || again != topic {
+			t.Fatalf("canonical %q of %q does not parse to itself: %q %v", topic, raw, again, err)
+		}
+		if strings.Contains(topic, "//") || strings.Contains(topic, "/../") || strings.HasSuffix(topic, "/..") {
+			t.Fatalf("unsafe topic accepted: %q", topic)
+		}
+	})
+}
+
+// recorder is a Subscriber that keeps what it is sent.
+type recorder struct{ frames [][]byte }
+
+func (r *recorder) Send(f []byte) { r.frames = append(r.frames, f) }
+
+func (r *recorder) events(t *testing.T) []sse.Event {
+	return parseFrames(t, bytes.Join(r.frames, nil))
+}
+
+func TestHubHierarchy(t *testing.T) {
+	h := NewHub(Config{})
+	pets, dogs, cats := &recorder{}, &recorder{}, &recorder{}
+	h.Subscribe("/pets", pets, false, "")
+	h.Subscribe("/pets/dogs", dogs, false, "")
+	h.Subscribe("/pets/cats", cats, false, "")
+	_, n, err := h.Publish("/pets/dogs", Event{Name: "bark", Data: []byte("woof")})
+	if err != nil || n != 2 {
+		t.Fatalf("publish: delivered %d, %v; want 2", n, err)
+	}
+	if len(pets.frames) != 1 || len(dogs.frames) != 1 || len(cats.frames) != 0 {
+		t.Fatalf("pets %d dogs %d cats %d frames; want 1 1 0", len(pets.frames), len(dogs.frames), len(cats.frames))
+	}
+	if &pets.frames[0][0] != &dogs.frames[0][0] {
+		t.Error("subscribers got different copies of one frame")
+	}
+}
+
+func TestHubResume(t *testing.T) {
+	h := NewHub(Config{HistorySize: 10})
+	var ids []string
+	for i := range 15 {
+		id, _, _ := h.Publish("/a/b", Event{Data: fmt.Appendf(nil, "%d", i)})
+		ids = append(ids, id)
+	}
+	// Resume on the ancestor from a retained ID: exactly the later events, in order.
+	r := &recorder{}
+	_, rep := h.Subscribe("/a", r, true, ids[9])
+	evs := r.events(t)
+	if rep.Reset || rep.Frames != 5 || len(evs) != 5 || evs[0].Data != "10" || evs[4].Data != "14" {
+		t.Fatalf("resume from retained: %+v, %d events %+v", rep, len(evs), evs)
+	}
+	// An evicted ID: reset first, then what is retained.
+	r = &recorder{}
+	_, rep = h.Subscribe("/a/b", r, true, ids[2])
+	evs = r.events(t)
+	if !rep.Reset || len(evs) != 11 || evs[0].Type != "reset" || evs[1].Data != "5" {
+		t.Fatalf("resume from evicted: %+v, %+v", rep, evs)
+	}
+	// The newest ID: nothing to replay.
+	r = &recorder{}
+	_, rep = h.Subscribe("/a/b", r, true, ids[14])
+	if rep.Reset || len(r.frames) != 0 {
+		t.Fatalf("resume from newest: %+v, %d frames", rep, len(r.frames))
+	}
+}
+
+func TestHubUnsubscribeAndSweep(t *testing.T) {
+	h := NewHub(Config{HistoryTTL: time.Minute})
+	a, b := &recorder{}, &recorder{}
+	sa, _ := h.Subscribe("/t", a, false, "")
+	h.Subscribe("/t", b, false, "")
+	h.Unsubscribe(sa)
+	h.Unsubscribe(sa) // idempotent
+	if _, n, _ := h.Publish("/t", Event{Data: []byte("x")}); n != 1 || len(a.frames) != 0 {
+		t.Fatalf("after unsubscribe: delivered %d, a got %d", n, len(a.frames))
+	}
+	h.Publish("/gone", Event{Data: []byte("x")})
+	h.Sweep(time.Now().Add(2 * time.Minute))
+	if got := h.Streams(); got != 1 { // "/t" stays: it has a subscriber
+		t.Fatalf("streams after sweep = %d; want 1", got)
+	}
+}
+
+func TestPublishRejectsInjection(t *testing.T) {
+	h := NewHub(Config{})
+	for _, ev := range []Event{{Name: "a\nid: 9", Data: []byte("x")}, {ID: "1\r2", Data: []byte("x")}, {ID: "a\x00", Data: []byte("x")}} {
+		if _, _, err := h.Publish("/t", ev); !errors.Is(err, ErrBadEvent) {
+			t.Errorf("Publish(%+v) err = %v; want ErrBadEvent", ev, err)
+		}
+	}
+}
+
+func BenchmarkPublish10k(b *testing.B) {
+	h := NewHub(Config{HistorySize: 100})
+	subs := make([]*countSub, 10000)
+	for i := range subs {
+		subs[i] = &countSub{}
+		h.Subscribe("/bench", subs[i], false, "")
+	}
+	data := []byte(`{"t":1,"seq":1}`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		h.Publish("/bench", Event{Data: data})
+	}
+	b.ReportMetric(float64(b.N*len(subs))/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+type countSub struct{ n int }
+
+func (c *countSub) Send([]byte) { c.n++ }
+
+func BenchmarkAppendFrame(b *testing.B) {
+	data := []byte(`{"user":"alice","text":"hello world","n":42}`)
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for range b.N {
+		buf = AppendFrame(buf[:0], "1795395407980-12345", "chat", data)
+	}
+}
