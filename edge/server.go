@@ -355,12 +355,15 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 		st.cleanup()
 		return
 	}
-	st.Send(s.streamHead(req.origin))
+	// The head is queued but not written until the subscription is in place: a client that has seen
+	// the head may publish at once and must receive it.
+	st.hold(s.streamHead(req.origin))
 	if req.kind == kindClient {
-		st.Send(s.connectedFrame(req.key))
+		st.hold(s.connectedFrame(req.key))
 	}
 	sub, replay := s.hub(req.kind).Subscribe(req.key, st, req.resume, req.lastEventID)
 	st.attach(sub)
+	s.runq.push(st)
 	if replay.Reset {
 		s.log.Debug("resume gap", "stream", req.kind.String(), "key", req.key, "last_event_id", req.lastEventID)
 	}

@@ -100,6 +100,16 @@ func (s *stream) Send(frame []byte) {
 	}
 }
 
+// hold queues frame and keeps the stream out of the run queue (its writing flag set) until the caller
+// pushes it; used while a stream is being opened.
+func (s *stream) hold(frame []byte) {
+	s.mu.Lock()
+	s.pending = append(s.pending, frame)
+	s.queued += len(frame)
+	s.writing = true
+	s.mu.Unlock()
+}
+
 // sendLast queues a final frame and closes the stream once everything queued is written.
 func (s *stream) sendLast(frame []byte) {
 	s.Send(frame)

@@ -10,12 +10,14 @@ import (
 // maxIovecs bounds one writev call (IOV_MAX on Linux is 1024).
 const maxIovecs = 1024
 
-// runQueue holds the streams that have frames to write. A stream is in it at most once (its writing flag
-// says so), so it never holds more entries than there are streams.
+// runQueue holds the streams that have frames to write, first in first out so that none starves under
+// sustained load. A stream is in it at most once (its writing flag says so), so it never holds more
+// entries than there are streams.
 type runQueue struct {
 	mu     sync.Mutex
 	cond   sync.Cond
 	items  []*stream
+	head   int // items[head:] are queued
 	closed bool
 }
 
@@ -32,22 +34,30 @@ func (q *runQueue) push(s *stream) {
 	q.cond.Signal()
 }
 
-// pop moves up to len(batch) streams into batch, waiting while there are none; it returns false once the
-// queue is closed and drained.
+// pop moves up to cap(batch) streams into batch, oldest first, waiting while there are none; it returns
+// false once the queue is closed and drained.
 func (q *runQueue) pop(batch []*stream) ([]*stream, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.items) == 0 {
+	for q.head == len(q.items) {
 		if q.closed {
 			return batch[:0], false
 		}
 		q.cond.Wait()
 	}
-	k := min(cap(batch), len(q.items))
-	tail := q.items[len(q.items)-k:]
-	batch = append(batch[:0], tail...)
-	clear(tail)
-	q.items = q.items[:len(q.items)-k]
+	k := min(cap(batch), len(q.items)-q.head)
+	taken := q.items[q.head : q.head+k]
+	batch = append(batch[:0], taken...)
+	clear(taken)
+	q.head += k
+	switch {
+	case q.head == len(q.items):
+		q.items, q.head = q.items[:0], 0
+	case q.head > len(q.items)/2: // compact, so a queue that never empties does not grow without bound
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
 	return batch, true
 }
 

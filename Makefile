@@ -1,0 +1,35 @@
+# sseedge: `make test` is the test command CI runs (.ci/run); `make run` starts one node.
+GO       ?= go
+FUZZTIME ?= 10s
+
+# Fuzz targets run briefly on every test run: package:target.
+FUZZ_TARGETS = edge:FuzzParseHead fanout:FuzzFrame fanout:FuzzParseTopic auth:FuzzStreamToken netguard:FuzzParsePolicy
+
+.PHONY: test vet unit fuzz run build bench
+
+test: vet unit fuzz
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
+	done
+
+build:
+	$(GO) build -o bin/edge ./cmd/edge
+
+run:
+	$(GO) run ./cmd/edge
+
+# A short load test of the net/http baseline and sseedge in the same run; prints the comparison table.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./fanout/ ./edge/
+	./loadtest/run.sh

@@ -1,0 +1,132 @@
+// Command loadtest is the sseedge load generator. It measures what DESIGN.md's performance table
+// promises, against sseedge or any server with the same contract (such as ./loadtest/baseline):
+//
+//	go run ./loadtest idle   -url http://127.0.0.1:8080 -n 19000 -pid <server pid> [-hold 10s]
+//	go run ./loadtest fanout -url http://127.0.0.1:8080 -subs 10000 -topic /bench -events 200 [-rate 0]
+//	go run ./loadtest invoke -url http://127.0.0.1:8080 -fn NAME -n 2000 -c 16 [-direct URL]
+//
+// idle holds N streams and reports server memory per stream; fanout measures deliveries per second and
+// publish-to-delivery latency of one topic with S subscribers; invoke measures synchronous invocations
+// and, given the function's own URL, the edge's overhead. Streams are held by a light client (raw
+// non-blocking sockets on epoll, spread over many loopback source addresses) so the client stays small
+// next to the server. Every mode prints readable lines and then one JSON line (only the JSON with
+// -json) and exits 1 when the run failed its own checks. Linux only.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+)
+
+const usage = `usage: loadtest <idle|fanout|invoke> [flags]   (loadtest <mode> -h lists the flags)`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one mode and returns the process exit code: 0 success, 1 a failed run, 2 bad usage.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) < 1 {
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	mode, args := args[0], args[1:]
+	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var exec func() (any, error)
+	var jsonOnly *bool
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load client to this file")
+
+	switch mode {
+	case "idle":
+		var cfg idleConfig
+		cfg.register(fs, 0)
+		fs.IntVar(&cfg.n, "n", 2000, "streams to hold")
+		fs.IntVar(&cfg.pid, "pid", 0, "server process id, for its RSS (0: skip)")
+		fs.StringVar(&cfg.path, "path", "/subscribe/idle", "stream path")
+		fs.DurationVar(&cfg.hold, "hold", 0, "keep the streams open this long after measuring")
+		fs.DurationVar(&cfg.settle, "settle", time.Second, "wait this long after the last head before measuring memory")
+		jsonOnly = &cfg.json
+		exec = func() (any, error) { return runIdle(ctx, cfg, output{w: stdout, jsonOnly: cfg.json}) }
+	case "fanout":
+		var cfg fanoutConfig
+		cfg.register(fs, 500*time.Microsecond)
+		fs.StringVar(&cfg.publishURL, "publish-url", "", "base URL to publish to (default -url)")
+		fs.StringVar(&cfg.topic, "topic", "/bench", "topic to subscribe and publish to")
+		fs.IntVar(&cfg.subs, "subs", 2000, "subscribers")
+		fs.IntVar(&cfg.events, "events", 100, "events to publish")
+		fs.Float64Var(&cfg.rate, "rate", 0, "events per second (0: flat out, bounded by -inflight and -window)")
+		fs.IntVar(&cfg.inflight, "inflight", 2, "most publish requests in flight")
+		fs.IntVar(&cfg.window, "window", 8, "most events published but not yet delivered to every subscriber (0: unbounded)")
+		fs.DurationVar(&cfg.drain, "drain", 5*time.Second, "give up waiting for deliveries after this long without progress")
+		jsonOnly = &cfg.json
+		exec = func() (any, error) { return runFanout(ctx, cfg, output{w: stdout, jsonOnly: cfg.json}) }
+	case "invoke":
+		var cfg invokeConfig
+		fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080", "base URL of the edge")
+		fs.StringVar(&cfg.fn, "fn", "", "function name (required)")
+		fs.IntVar(&cfg.n, "n", 2000, "measured calls")
+		fs.IntVar(&cfg.c, "c", 16, "concurrent callers")
+		fs.IntVar(&cfg.warmup, "warmup", 50, "unmeasured calls first")
+		fs.StringVar(&cfg.payload, "payload", `{"hello":"world"}`, "JSON payload")
+		fs.StringVar(&cfg.direct, "direct", "", "the function's own URL, to measure the edge's overhead")
+		fs.StringVar(&cfg.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
+		fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")
+		fs.BoolVar(&cfg.json, "json", false, "print only the final single-line JSON summary")
+		jsonOnly = &cfg.json
+		exec = func() (any, error) {
+			if cfg.fn == "" {
+				return nil, errUsage
+			}
+			return runInvoke(ctx, cfg, output{w: stdout, jsonOnly: cfg.json})
+		}
+	default:
+		fmt.Fprintln(stderr, usage)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "loadtest: %v\n", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "loadtest: %v\n", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := exec()
+	if errors.Is(err, errUsage) {
+		fmt.Fprintf(stderr, "loadtest %s: missing required flags\n", mode)
+		fs.Usage()
+		return 2
+	}
+	if res != nil {
+		if serr := (output{w: stdout, jsonOnly: *jsonOnly}).summary(res); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loadtest %s: %v\n", mode, err)
+		return 1
+	}
+	return 0
+}
+
+var errUsage = errors.New("usage")
