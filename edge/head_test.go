@@ -24,15 +24,15 @@ func TestParseHead(t *testing.T) {
 		t.Fatalf("LF-only head: %v", err)
 	}
 	bad := map[string]error{
-		"GET /sse/a HTTP/1.1\r\nHost: a\r\n":                    errHeadIncomplete,
-		"GET /sse/a\r\n\r\n":                                    errBadRequestLine,
-		"GET sse HTTP/1.1\r\n\r\n":                              errBadRequestLine,
-		"GET /sse/a HTTP/2.0\r\n\r\n":                           errBadRequestLine,
-		"G(T /sse/a HTTP/1.1\r\n\r\n":                           errBadRequestLine,
-		"GET /sse/a HTTP/1.1\r\nNoColon\r\n\r\n":                errBadHeader,
-		"GET /sse/a HTTP/1.1\r\n folded: x\r\n\r\n":             errBadHeader,
-		"GET /sse/a HTTP/1.1\r\nBad Name: x\r\n\r\n":            errBadHeader,
-		"GET /sse/a HTTP/1.1\r\nX: " + strings.Repeat("a", 9000): errHeadTooLarge,
+		"GET /sse/a HTTP/1.1\r\nHost: a\r\n":                                              errHeadIncomplete,
+		"GET /sse/a\r\n\r\n":                                                              errBadRequestLine,
+		"GET sse HTTP/1.1\r\n\r\n":                                                        errBadRequestLine,
+		"GET /sse/a HTTP/2.0\r\n\r\n":                                                     errBadRequestLine,
+		"G(T /sse/a HTTP/1.1\r\n\r\n":                                                     errBadRequestLine,
+		"GET /sse/a HTTP/1.1\r\nNoColon\r\n\r\n":                                          errBadHeader,
+		"GET /sse/a HTTP/1.1\r\n folded: x\r\n\r\n":                                       errBadHeader,
+		"GET /sse/a HTTP/1.1\r\nBad Name: x\r\n\r\n":                                      errBadHeader,
+		"GET /sse/a HTTP/1.1\r\nX: " + strings.Repeat("a", 9000):                          errHeadTooLarge,
 		"GET /sse/a HTTP/1.1\r\n" + strings.Repeat("X: y\r\n", maxHeaderCount+1) + "\r\n": errTooManyHeaders,
 	}
 	for in, want := range bad {
