@@ -27,27 +27,27 @@ func (s *Server) routes() {
 	r.GET("/admin/connections", s.handleConnections)
 	r.GlobalOPTIONS = s.handlePreflight
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
-		httpjson.WriteError(ctx, fasthttp.StatusNotFound, "not_found", "no route for "+string(ctx.Method())+" "+string(ctx.Path()))
+		s.fail(ctx, fasthttp.StatusNotFound, "not_found", "no route for "+string(ctx.Method())+" "+string(ctx.Path()))
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
-		httpjson.WriteError(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", string(ctx.Method())+" not allowed on "+string(ctx.Path()))
+		s.fail(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", string(ctx.Method())+" not allowed on "+string(ctx.Path()))
 	}
 	r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
 		s.log.Error("api handler panic", "path", string(ctx.Path()), "panic", v)
-		httpjson.WriteError(ctx, fasthttp.StatusInternalServerError, "internal", "internal error")
+		s.fail(ctx, fasthttp.StatusInternalServerError, "internal", "internal error")
 	}
 }
 
 func (s *Server) hijackStream(ctx *fasthttp.RequestCtx) {
 	ac, ok := ctx.Conn().(*apiConn)
 	if !ok {
-		httpjson.WriteError(ctx, fasthttp.StatusInternalServerError, "internal", "stream on a foreign connection")
+		s.fail(ctx, fasthttp.StatusInternalServerError, "internal", "stream on a foreign connection")
 		return
 	}
 	header := func(name string) string { return string(ctx.Request.Header.Peek(name)) }
 	req, aerr := s.parseStreamRequest(string(ctx.Method()), string(ctx.Path()), string(ctx.URI().QueryString()), header)
 	if aerr != nil {
-		httpjson.WriteError(ctx, aerr.status, aerr.code, aerr.msg)
+		s.fail(ctx, aerr.status, aerr.code, aerr.msg)
 		return
 	}
 	ac.state.mode.Store(modeStream)
@@ -101,7 +101,7 @@ func decodeEvent(body []byte) (fanout.Event, *apiError) {
 func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 	topic, err := fanout.ParseTopic(userValue(ctx, "topic"))
 	if err != nil {
-		httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_topic", err.Error())
+		s.fail(ctx, fasthttp.StatusBadRequest, "bad_topic", err.Error())
 		return
 	}
 	s.publish(ctx, s.topics, topic)
@@ -110,7 +110,7 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 func (s *Server) handleClientEvent(ctx *fasthttp.RequestCtx) {
 	id := userValue(ctx, "clientId")
 	if !validClientID(id) {
-		httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_client_id", "client ID must be 1-128 printable characters without '/'")
+		s.fail(ctx, fasthttp.StatusBadRequest, "bad_client_id", "client ID must be 1-128 printable characters without '/'")
 		return
 	}
 	s.publish(ctx, s.clients, id)
@@ -118,19 +118,20 @@ func (s *Server) handleClientEvent(ctx *fasthttp.RequestCtx) {
 
 func (s *Server) publish(ctx *fasthttp.RequestCtx, hub *fanout.Hub, key string) {
 	if s.draining.Load() {
-		httpjson.WriteError(ctx, fasthttp.StatusServiceUnavailable, "draining", "node is shutting down")
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, "draining", "node is shutting down")
 		return
 	}
 	ev, aerr := decodeEvent(ctx.PostBody())
 	if aerr != nil {
-		httpjson.WriteError(ctx, aerr.status, aerr.code, aerr.msg)
+		s.fail(ctx, aerr.status, aerr.code, aerr.msg)
 		return
 	}
 	id, delivered, err := hub.Publish(key, ev)
 	if err != nil {
-		httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_event", err.Error())
+		s.fail(ctx, fasthttp.StatusBadRequest, "bad_event", err.Error())
 		return
 	}
+	s.cfg.Metrics.EventPublished()
 	httpjson.Write(ctx, fasthttp.StatusOK, map[string]any{"id": id, "delivered": delivered})
 }
 
@@ -141,6 +142,9 @@ func (s *Server) PublishToClient(clientID, event string, data []byte) (string, e
 		return "", errors.New("edge: bad client ID")
 	}
 	id, _, err := s.clients.Publish(clientID, fanout.Event{Name: event, Data: data})
+	if err == nil {
+		s.cfg.Metrics.EventPublished()
+	}
 	return id, err
 }
 
@@ -189,7 +193,7 @@ func (s *Server) handleConnections(ctx *fasthttp.RequestCtx) {
 	if v := args.Peek("limit"); len(v) > 0 {
 		n, err := strconv.Atoi(string(v))
 		if err != nil || n < 1 || n > 1000 {
-			httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_limit", "limit must be 1-1000")
+			s.fail(ctx, fasthttp.StatusBadRequest, "bad_limit", "limit must be 1-1000")
 			return
 		}
 		limit = n
@@ -198,14 +202,14 @@ func (s *Server) handleConnections(ctx *fasthttp.RequestCtx) {
 	if v := args.Peek("after"); len(v) > 0 {
 		n, err := strconv.ParseUint(string(v), 10, 64)
 		if err != nil {
-			httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_after", "after must be a connection ID")
+			s.fail(ctx, fasthttp.StatusBadRequest, "bad_after", "after must be a connection ID")
 			return
 		}
 		after = n
 	}
 	kind := string(args.Peek("kind"))
 	if kind != "" && kind != "sse" && kind != "topic" {
-		httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_kind", "kind must be sse or topic")
+		s.fail(ctx, fasthttp.StatusBadRequest, "bad_kind", "kind must be sse or topic")
 		return
 	}
 	all := s.conns.snapshot()
@@ -273,11 +277,11 @@ func (s *Server) handlePreflight(ctx *fasthttp.RequestCtx) {
 func (s *Server) fastError(ctx *fasthttp.RequestCtx, err error) {
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		httpjson.WriteError(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body larger than "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes")
+		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body larger than "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes")
 	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
-		httpjson.WriteError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "head_too_large", "request head too large")
+		s.fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "head_too_large", "request head too large")
 	default:
-		httpjson.WriteError(ctx, fasthttp.StatusBadRequest, "bad_request", err.Error())
+		s.fail(ctx, fasthttp.StatusBadRequest, "bad_request", err.Error())
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/httpjson"
+	"github.com/sseedge/sseedge/metrics"
 )
 
 // Limits on what a stream request may carry.
@@ -83,6 +85,31 @@ func (s *Server) parseStreamRequest(method, path, rawQuery string, header func(s
 	return req, nil
 }
 
+// rejectReason maps a refusal's status to its metric label.
+func rejectReason(status int) metrics.RejectReason {
+	switch status {
+	case fasthttp.StatusUnauthorized:
+		return metrics.RejectUnauthorized
+	case fasthttp.StatusForbidden:
+		return metrics.RejectForbidden
+	case fasthttp.StatusNotFound:
+		return metrics.RejectNotFound
+	case fasthttp.StatusTooManyRequests:
+		return metrics.RejectRateLimited
+	case fasthttp.StatusRequestEntityTooLarge, fasthttp.StatusRequestHeaderFieldsTooLarge:
+		return metrics.RejectTooLarge
+	}
+	return metrics.RejectBadRequest
+}
+
+// fail answers an API request with a JSON error and counts the refusal.
+func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, code, msg string) {
+	if status < 500 {
+		s.cfg.Metrics.RequestRejected(rejectReason(status))
+	}
+	httpjson.WriteError(ctx, status, code, msg)
+}
+
 func validClientID(id string) bool {
 	if id == "" || len(id) > maxClientIDLen {
 		return false
@@ -151,27 +178,28 @@ func (s *Server) corsHeaders(b []byte, origin string) []byte {
 
 // streamHead is the response head of a stream followed by its retry: hint. The body is delimited by
 // the connection's close, so frames go out as they are, with no chunk framing.
-func (s *Server) streamHead(origin string) []byte {
+func (s *Server) streamHead(origin string) *fanout.Frame {
 	b := make([]byte, 0, 256)
 	b = append(b, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"...)
 	b = s.corsHeaders(b, origin)
 	b = append(b, "\r\nretry: "...)
 	b = strconv.AppendInt(b, s.cfg.Retry.Milliseconds(), 10)
-	return append(b, "\n\n"...)
+	return &fanout.Frame{Bytes: append(b, "\n\n"...)}
 }
 
 // connectedFrame is the first event of a client stream.
-func (s *Server) connectedFrame(clientID string) []byte {
+func (s *Server) connectedFrame(clientID string) *fanout.Frame {
 	data, _ := json.Marshal(struct {
 		ClientID    string `json:"client_id"`
 		NodeID      string `json:"node_id"`
 		ConnectedAt string `json:"connected_at"`
 	}{clientID, s.cfg.NodeID, time.Now().UTC().Format(time.RFC3339Nano)})
-	return fanout.AppendFrame(nil, "", "connected", data)
+	return &fanout.Frame{Bytes: fanout.AppendFrame(nil, "", "connected", data)}
 }
 
 // rejectRaw answers a request the edge read itself with a JSON error, then closes the connection.
 func (s *Server) rejectRaw(conn netpoll.Connection, origin string, e *apiError) {
+	s.cfg.Metrics.RequestRejected(rejectReason(e.status))
 	body, _ := json.Marshal(map[string]string{"error": e.msg, "code": e.code})
 	b := make([]byte, 0, 256+len(body))
 	b = append(b, "HTTP/1.1 "...)

@@ -24,6 +24,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/metrics"
 )
 
 // Config configures a Server. The zero value gives the defaults of DESIGN.md.
@@ -42,6 +43,7 @@ type Config struct {
 	CORSOrigins       []string      // allowed origins; default ["*"]
 	History           fanout.Config
 	Logger            *slog.Logger
+	Metrics           *metrics.Metrics // nil records nothing
 	// HealthExtra adds fields to GET /admin/health (for example function health).
 	HealthExtra func(ctx context.Context) map[string]any
 }
@@ -195,13 +197,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return drainErr
 }
 
-func (s *Server) goodbyeFrame() []byte {
+func (s *Server) goodbyeFrame() *fanout.Frame {
 	ms := s.cfg.Retry.Milliseconds() + rand.Int64N(max(1, s.cfg.ShutdownRetryMax.Milliseconds()))
 	b := make([]byte, 0, 96)
 	b = append(b, "retry: "...)
 	b = strconv.AppendInt(b, ms, 10)
 	b = append(b, '\n')
-	return fanout.AppendFrame(b, "", "shutdown", fmt.Appendf(nil, `{"reason":"node shutting down","retry_ms":%d}`, ms))
+	return &fanout.Frame{Bytes: fanout.AppendFrame(b, "", "shutdown", fmt.Appendf(nil, `{"reason":"node shutting down","retry_ms":%d}`, ms))}
 }
 
 // connState is what the edge knows of a connection before and after its first request head.
@@ -350,6 +352,7 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 	s.conns.add(st)
 	s.open[st.kind].Add(1)
 	s.opened.Add(1)
+	s.cfg.Metrics.ConnOpened(st.kind.metric())
 	_ = conn.AddCloseCallback(func(netpoll.Connection) error { st.cleanup(); return nil })
 	if !conn.IsActive() { // closed before the callback was added: it will not run
 		st.cleanup()
@@ -364,7 +367,9 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 	sub, replay := s.hub(req.kind).Subscribe(req.key, st, req.resume, req.lastEventID)
 	st.attach(sub)
 	s.runq.push(st)
+	s.cfg.Metrics.EventsReplayed(replay.Frames)
 	if replay.Reset {
+		s.cfg.Metrics.StreamReset()
 		s.log.Debug("resume gap", "stream", req.kind.String(), "key", req.key, "last_event_id", req.lastEventID)
 	}
 }
@@ -380,6 +385,7 @@ func (s *Server) hub(k streamKind) *fanout.Hub {
 func (s *Server) forget(st *stream, reason closeReason) {
 	s.conns.remove(st)
 	s.open[st.kind].Add(-1)
+	s.cfg.Metrics.ConnClosed(st.kind.metric(), reason.metric())
 	s.log.Debug("stream closed", "id", st.id, "kind", st.kind.String(), "reason", reason.String())
 	if s.draining.Load() && s.conns.len() == 0 {
 		select {
@@ -411,9 +417,16 @@ func (s *Server) tick() {
 
 // heartbeat builds one frame and queues it to every stream, one registry shard at a time.
 func (s *Server) heartbeat(now time.Time) {
-	frame := fanout.AppendFrame(nil, "", "heartbeat", strconv.AppendInt(nil, now.Unix(), 10))
+	frame := &fanout.Frame{Bytes: fanout.AppendFrame(nil, "", "heartbeat", strconv.AppendInt(nil, now.Unix(), 10))}
 	s.heartbeatFrames.Add(1)
 	s.conns.each(func(st *stream) { st.Send(frame) })
+	s.cfg.Metrics.ObserveHeartbeatBatch(time.Since(now))
+}
+
+// cutSlowConsumer counts a stream cut off for not reading.
+func (s *Server) cutSlowConsumer() {
+	s.slowConsumers.Add(1)
+	s.cfg.Metrics.SlowConsumer()
 }
 
 // Stats is a snapshot of the node's streams and counters.

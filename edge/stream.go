@@ -4,10 +4,12 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cloudwego/netpoll"
 
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/metrics"
 )
 
 // streamKind says which hub a stream reads.
@@ -26,6 +28,13 @@ func (k streamKind) String() string {
 	return "sse"
 }
 
+func (k streamKind) metric() metrics.Kind {
+	if k == kindTopic {
+		return metrics.KindTopic
+	}
+	return metrics.KindSSE
+}
+
 // closeReason says why a stream ended.
 type closeReason uint8
 
@@ -39,6 +48,18 @@ const (
 
 func (r closeReason) String() string {
 	return [...]string{"none", "client", "slow_consumer", "shutdown", "error"}[r]
+}
+
+func (r closeReason) metric() metrics.CloseReason {
+	switch r {
+	case reasonSlowConsumer:
+		return metrics.CloseSlowConsumer
+	case reasonShutdown:
+		return metrics.CloseShutdown
+	case reasonError:
+		return metrics.CloseError
+	}
+	return metrics.CloseClient
 }
 
 var errStreamClosed = errors.New("stream closed")
@@ -57,8 +78,8 @@ type stream struct {
 	opened int64             // unix nanoseconds
 
 	mu      sync.Mutex
-	pending [][]byte // frames not yet written; the first from offset off
-	spare   [][]byte // recycled backing array for pending
+	pending []*fanout.Frame // frames not yet written; the first from offset off
+	spare   []*fanout.Frame // recycled backing array for pending
 	off     int
 	queued  int  // bytes in pending not yet written
 	writing bool // a writer owns the socket; the stream is in the run queue or being written
@@ -76,22 +97,22 @@ type stream struct {
 
 // Send queues frame. It never blocks or writes: it is called with hub locks held. A stream whose unsent
 // bytes would pass the bound is closed as a slow consumer; the client may resume with Last-Event-ID.
-func (s *stream) Send(frame []byte) {
+func (s *stream) Send(f *fanout.Frame) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return
 	}
-	if s.queued+len(frame) > s.srv.cfg.MaxQueueBytes {
+	if s.queued+len(f.Bytes) > s.srv.cfg.MaxQueueBytes {
 		s.closing = true
 		s.reason = reasonSlowConsumer
 		s.mu.Unlock()
-		s.srv.slowConsumers.Add(1)
+		s.srv.cutSlowConsumer()
 		go s.conn.Close() // not here: closing unsubscribes, which takes the hub lock our caller holds
 		return
 	}
-	s.pending = append(s.pending, frame)
-	s.queued += len(frame)
+	s.pending = append(s.pending, f)
+	s.queued += len(f.Bytes)
 	start := !s.writing
 	s.writing = true
 	s.mu.Unlock()
@@ -102,17 +123,17 @@ func (s *stream) Send(frame []byte) {
 
 // hold queues frame and keeps the stream out of the run queue (its writing flag set) until the caller
 // pushes it; used while a stream is being opened.
-func (s *stream) hold(frame []byte) {
+func (s *stream) hold(f *fanout.Frame) {
 	s.mu.Lock()
-	s.pending = append(s.pending, frame)
-	s.queued += len(frame)
+	s.pending = append(s.pending, f)
+	s.queued += len(f.Bytes)
 	s.writing = true
 	s.mu.Unlock()
 }
 
 // sendLast queues a final frame and closes the stream once everything queued is written.
-func (s *stream) sendLast(frame []byte) {
-	s.Send(frame)
+func (s *stream) sendLast(f *fanout.Frame) {
+	s.Send(f)
 	s.mu.Lock()
 	s.finish = true
 	idle := !s.writing
@@ -142,10 +163,12 @@ func (s *stream) flush(w *writer) {
 
 		all := frames
 		for len(frames) > 0 {
+			oldest := frames[0]
 			n, err := s.writeRaw(w, frames, off)
 			if n > 0 {
-				frames, off = advance(frames, off, n)
-				s.wrote(n)
+				var done int
+				frames, off, done = advance(frames, off, n)
+				s.wrote(n, done, oldest)
 			}
 			if err == nil {
 				continue
@@ -166,7 +189,7 @@ func (s *stream) flush(w *writer) {
 }
 
 // writeRaw writes under wmu, which cleanup takes before netpoll closes the fd.
-func (s *stream) writeRaw(w *writer, frames [][]byte, off int) (int, error) {
+func (s *stream) writeRaw(w *writer, frames []*fanout.Frame, off int) (int, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.dead {
@@ -195,15 +218,16 @@ func (s *stream) drainBlocking() {
 		s.mu.Unlock()
 		total := 0
 		for i, f := range frames {
+			b := f.Bytes
 			if i == 0 {
-				f = f[off:]
+				b = b[off:]
 			}
-			if len(f) > 0 {
-				if _, err := w.WriteBinary(f); err != nil {
+			if len(b) > 0 {
+				if _, err := w.WriteBinary(b); err != nil {
 					s.close(reasonError)
 					return
 				}
-				total += len(f)
+				total += len(b)
 			}
 		}
 		if err := w.Flush(); err != nil {
@@ -211,41 +235,49 @@ func (s *stream) drainBlocking() {
 			cut := !s.closing // else it was closed already (overflow, shutdown) and that is why Flush failed
 			s.mu.Unlock()
 			if cut { // the write timeout passed with bytes still unsent
-				s.srv.slowConsumers.Add(1)
+				s.srv.cutSlowConsumer()
 			}
 			s.close(reasonSlowConsumer)
 			return
 		}
-		s.wrote(total)
+		s.wrote(total, len(frames), frames[0])
 	}
 }
 
-func (s *stream) wrote(n int) {
+// wrote accounts for n bytes written, completing done frames; oldest was the first frame of the write,
+// whose publish time gives the delivery latency.
+func (s *stream) wrote(n, done int, oldest *fanout.Frame) {
 	s.mu.Lock()
 	s.queued -= n
 	s.mu.Unlock()
 	s.srv.framesBytes.Add(uint64(n))
+	m := s.srv.cfg.Metrics
+	m.FramesSent(done, n)
+	if !oldest.At.IsZero() {
+		m.ObserveDelivery(time.Since(oldest.At))
+	}
 }
 
-func (s *stream) requeueFront(rest [][]byte, off int) {
+func (s *stream) requeueFront(rest []*fanout.Frame, off int) {
 	s.mu.Lock()
-	s.pending = append(append(make([][]byte, 0, len(rest)+len(s.pending)), rest...), s.pending...)
+	s.pending = append(append(make([]*fanout.Frame, 0, len(rest)+len(s.pending)), rest...), s.pending...)
 	s.off = off
 	s.mu.Unlock()
 }
 
-// advance drops the first n bytes of frames (the first from off).
-func advance(frames [][]byte, off, n int) ([][]byte, int) {
+// advance drops the first n bytes of frames (the first from off) and says how many frames it finished.
+func advance(frames []*fanout.Frame, off, n int) (rest []*fanout.Frame, restOff, done int) {
 	for len(frames) > 0 {
-		left := len(frames[0]) - off
+		left := len(frames[0].Bytes) - off
 		if n < left {
-			return frames, off + n
+			return frames, off + n, done
 		}
 		n -= left
 		frames[0] = nil
 		frames, off = frames[1:], 0
+		done++
 	}
-	return frames, 0
+	return frames, 0, done
 }
 
 // close records why the stream ends (the first reason wins) and closes the connection; netpoll then

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"github.com/sseedge/sseedge/fanout"
 )
 
 // maxIovecs bounds one writev call (IOV_MAX on Linux is 1024).
@@ -93,19 +95,20 @@ func (w *writer) run(q *runQueue) {
 
 // writev writes frames, the first from offset off, to fd without blocking, and returns how many bytes
 // the kernel took. A full socket answers syscall.EAGAIN.
-func (w *writer) writev(fd int, frames [][]byte, off int) (int, error) {
+func (w *writer) writev(fd int, frames []*fanout.Frame, off int) (int, error) {
 	iov := w.iov[:0]
 	for i, f := range frames {
+		b := f.Bytes
 		if i == 0 {
-			f = f[off:]
+			b = b[off:]
 		}
-		if len(f) == 0 {
+		if len(b) == 0 {
 			continue
 		}
 		if len(iov) == maxIovecs {
 			break
 		}
-		iov = append(iov, syscall.Iovec{Base: &f[0], Len: uint64(len(f))})
+		iov = append(iov, syscall.Iovec{Base: &b[0], Len: uint64(len(b))})
 	}
 	if len(iov) == 0 {
 		return 0, nil

@@ -118,7 +118,7 @@ func FuzzParseTopic(f *testing.F) {
 // recorder is a Subscriber that keeps what it is sent.
 type recorder struct{ frames [][]byte }
 
-func (r *recorder) Send(f []byte) { r.frames = append(r.frames, f) }
+func (r *recorder) Send(f *Frame) { r.frames = append(r.frames, f.Bytes) }
 
 func (r *recorder) events(t *testing.T) []sse.Event {
 	return parseFrames(t, bytes.Join(r.frames, nil))
@@ -215,7 +215,7 @@ func BenchmarkPublish10k(b *testing.B) {
 
 type countSub struct{ n int }
 
-func (c *countSub) Send([]byte) { c.n++ }
+func (c *countSub) Send(*Frame) { c.n++ }
 
 func BenchmarkAppendFrame(b *testing.B) {
 	data := []byte(`{"user":"alice","text":"hello world","n":42}`)

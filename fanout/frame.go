@@ -13,7 +13,7 @@ import (
 type Frame struct {
 	ID    string
 	Bytes []byte
-	At    time.Time // when it was published; histories expire by it
+	At    time.Time // when it was published; histories expire by it, zero for control frames
 }
 
 // Limits on the fields of an event.

@@ -14,7 +14,7 @@ import (
 // Subscriber receives the frames of one stream. Send is called with the stream's shard locked, in the
 // order the frames were published, so it must only queue the bytes (never write, block or unsubscribe).
 type Subscriber interface {
-	Send(frame []byte)
+	Send(f *Frame)
 }
 
 // Config sizes a Hub. The zero value gives the defaults of DESIGN.md.
@@ -111,7 +111,7 @@ func (h *Hub) Publish(key string, ev Event) (id string, delivered int, err error
 		n := s.node(k)
 		n.hist.push(f, h.cfg.HistorySize)
 		for _, sub := range n.subs {
-			sub.sub.Send(f.Bytes)
+			sub.sub.Send(f)
 		}
 		delivered += len(n.subs)
 	}
@@ -136,7 +136,7 @@ func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID str
 			sub.Send(resetFrame(lastEventID, n.hist))
 		}
 		for i := from; i < n.hist.n; i++ {
-			sub.Send(n.hist.at(i).Bytes)
+			sub.Send(n.hist.at(i))
 			r.Frames++
 		}
 	}
@@ -211,7 +211,7 @@ func (h *Hub) shardOf(key string) *shard {
 }
 
 // resetFrame tells a resuming client that events after lastEventID may be lost.
-func resetFrame(lastEventID string, hist history) []byte {
+func resetFrame(lastEventID string, hist history) *Frame {
 	body := struct {
 		Reason          string `json:"reason"`
 		LastEventID     string `json:"last_event_id"`
@@ -221,5 +221,5 @@ func resetFrame(lastEventID string, hist history) []byte {
 		body.EarliestEventID = hist.at(0).ID
 	}
 	data, _ := json.Marshal(body) // strings always encode
-	return AppendFrame(nil, "", "reset", data)
+	return &Frame{Bytes: AppendFrame(nil, "", "reset", data)}
 }

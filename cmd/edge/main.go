@@ -23,6 +23,7 @@ import (
 
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/metrics"
 )
 
 // config is every setting of a node, with its defaults.
@@ -90,6 +91,17 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("netpoll: %w", err)
 	}
 
+	shutdownTracing, err := metrics.SetupTracing(ctx, "sseedge", cfg.NodeID)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer func() { _ = shutdownTracing(context.WithoutCancel(ctx)) }()
+	if metrics.TracingEnabled() {
+		log.Info("tracing on: exporting spans over OTLP")
+	}
+	reg := metrics.NewRegistry()
+	m := metrics.New(reg)
+
 	srv, err := edge.New(edge.Config{
 		NodeID:            cfg.NodeID,
 		HeartbeatInterval: cfg.HeartbeatInterval,
@@ -98,11 +110,13 @@ func run(ctx context.Context, args []string) error {
 		CORSOrigins:       splitList(cfg.CORSOrigins),
 		History:           fanout.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL},
 		Logger:            log,
+		Metrics:           m,
 	})
 	if err != nil {
 		return err
 	}
 	srv.Router().GET("/debug/vars", fasthttpadaptor.NewFastHTTPHandler(expvar.Handler()))
+	srv.Router().GET("/metrics", metrics.Handler(reg))
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
