@@ -25,6 +25,7 @@ func (s *Server) routes() {
 	r.POST("/clients/{clientId}/events", s.handleClientEvent)
 	r.GET("/admin/health", s.handleHealth)
 	r.GET("/admin/connections", s.handleConnections)
+	s.statusRoutes()
 	r.GlobalOPTIONS = s.handlePreflight
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, fasthttp.StatusNotFound, "not_found", "no route for "+string(ctx.Method())+" "+string(ctx.Path()))
@@ -104,6 +105,10 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 		s.fail(ctx, fasthttp.StatusBadRequest, "bad_topic", err.Error())
 		return
 	}
+	if reservedTopic(topic) {
+		s.fail(ctx, fasthttp.StatusForbidden, "reserved_topic", "topics under "+ReservedTopicPrefix+" are the edge's own")
+		return
+	}
 	s.publish(ctx, s.topics, topic)
 }
 
@@ -132,6 +137,7 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, hub *fanout.Hub, key string) 
 		return
 	}
 	s.cfg.Metrics.EventPublished()
+	s.published.Add(1)
 	httpjson.Write(ctx, fasthttp.StatusOK, map[string]any{"id": id, "delivered": delivered})
 }
 
@@ -144,6 +150,7 @@ func (s *Server) PublishToClient(clientID, event string, data []byte) (string, e
 	id, _, err := s.clients.Publish(clientID, fanout.Event{Name: event, Data: data})
 	if err == nil {
 		s.cfg.Metrics.EventPublished()
+		s.published.Add(1)
 	}
 	return id, err
 }

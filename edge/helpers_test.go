@@ -274,3 +274,34 @@ func rawRequest(t *testing.T, addr string, req []byte) (int, []byte) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, bytes.TrimSpace(body)
 }
+
+// dialRaw sends raw bytes on a new connection and returns it with a reader.
+func dialRaw(t *testing.T, addr, req string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	return c, bufio.NewReader(c)
+}
+
+// secondStatus skips one response and returns the status of the next.
+func secondStatus(t *testing.T, r *bufio.Reader) int {
+	t.Helper()
+	first, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, first.Body)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatalf("second response: %v", err)
+	}
+	var status int
+	fmt.Sscanf(line, "HTTP/1.1 %d", &status)
+	return status
+}

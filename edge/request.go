@@ -11,6 +11,7 @@ import (
 	"github.com/cloudwego/netpoll"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/internal/httpjson"
 	"github.com/sseedge/sseedge/metrics"
@@ -81,6 +82,9 @@ func (s *Server) parseStreamRequest(method, path, rawQuery string, header func(s
 	req.origin = header("Origin")
 	if req.origin != "" && !s.originAllowed(req.origin) {
 		return req, &apiError{fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed"}
+	}
+	if aerr := s.authorizeStream(&req, auth.TokenFrom([]byte(header("X-Authorization")), []byte(query.Get("token")))); aerr != nil {
+		return req, aerr
 	}
 	return req, nil
 }

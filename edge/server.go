@@ -23,6 +23,7 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/metrics"
 )
@@ -44,8 +45,13 @@ type Config struct {
 	History           fanout.Config
 	Logger            *slog.Logger
 	Metrics           *metrics.Metrics // nil records nothing
+	AdminAuth         auth.AdminAuth   // admin and publish calls; zero value: open
+	MetricsAuth       auth.AdminAuth   // GET /metrics; zero value: open
+	StreamAuth        *auth.StreamAuth // stream tokens; nil: open
+	MaxStreamsPerIP   int              // 0: no bound
 	// HealthExtra adds fields to GET /admin/health (for example function health).
 	HealthExtra func(ctx context.Context) map[string]any
+	StatusExtra func(ctx context.Context) map[string]any // adds "extra" to the status snapshots of GET /admin/ (see StatusFunction)
 }
 
 func (c Config) withDefaults() Config {
@@ -91,6 +97,7 @@ type Server struct {
 	clients *fanout.Hub
 	conns   registry
 	heads   headReaper
+	perIP   ipLimiter
 
 	draining atomic.Bool
 	drained  chan struct{} // signalled when draining and the last stream is gone
@@ -103,6 +110,7 @@ type Server struct {
 	heartbeatFrames atomic.Uint64 // heartbeat frames built: one per tick, whatever the stream count
 	slowConsumers   atomic.Uint64
 	framesBytes     atomic.Uint64
+	published       atomic.Uint64 // events accepted by publish calls
 }
 
 // New builds a server and starts its writers and heartbeat timer; Shutdown stops them.
@@ -121,9 +129,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.conns.init()
 	s.heads.init()
+	s.perIP.max = cfg.MaxStreamsPerIP
 	s.routes()
 	s.fast = &fasthttp.Server{
-		Handler:                       s.cors(s.router.Handler),
+		Handler:                       s.cors(s.guard(s.router.Handler)),
 		ErrorHandler:                  s.fastError,
 		Name:                          "sseedge",
 		ReadTimeout:                   cfg.HeadTimeout,
@@ -335,6 +344,10 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 		conn.Close()
 		return
 	}
+	if !s.perIP.acquire(remoteIP(conn)) {
+		s.rejectRaw(conn, req.origin, &apiError{fasthttp.StatusTooManyRequests, "too_many_streams", "too many streams from this address"})
+		return
+	}
 	st := &stream{
 		srv:    s,
 		conn:   conn,
@@ -384,6 +397,7 @@ func (s *Server) hub(k streamKind) *fanout.Hub {
 // forget drops a closed stream from the registry.
 func (s *Server) forget(st *stream, reason closeReason) {
 	s.conns.remove(st)
+	s.perIP.release(remoteIP(st.conn))
 	s.open[st.kind].Add(-1)
 	s.cfg.Metrics.ConnClosed(st.kind.metric(), reason.metric())
 	s.log.Debug("stream closed", "id", st.id, "kind", st.kind.String(), "reason", reason.String())
@@ -397,6 +411,7 @@ func (s *Server) forget(st *stream, reason closeReason) {
 
 // tick sends heartbeats and sweeps histories on one timer, and closes connections whose head is late.
 func (s *Server) tick() {
+	s.bg.Go(s.statusLoop) // status snapshots for GET /admin/; tick holds a bg count, so Add cannot race Wait
 	hb := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	reap := time.NewTicker(min(time.Second, s.cfg.HeadTimeout/2))
@@ -437,6 +452,7 @@ type Stats struct {
 	HeartbeatFrames uint64
 	SlowConsumers   uint64
 	BytesSent       uint64
+	Published       uint64
 }
 
 // Stats returns current counts.
@@ -448,6 +464,7 @@ func (s *Server) Stats() Stats {
 		HeartbeatFrames: s.heartbeatFrames.Load(),
 		SlowConsumers:   s.slowConsumers.Load(),
 		BytesSent:       s.framesBytes.Load(),
+		Published:       s.published.Load(),
 	}
 }
 

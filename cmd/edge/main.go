@@ -21,6 +21,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/metrics"
@@ -40,11 +41,18 @@ type config struct {
 	MaxBodyBytes      int
 	ReadBufferSize    int
 	LogLevel          string
+	AdminToken        string
+	TokenSecret       string
+	MetricsToken      string
+	MaxStreamsPerIP   int
 }
+
+// secured reports whether both secrets are set: only then does the node listen beyond loopback by default.
+func (c *config) secured() bool { return c.AdminToken != "" && c.TokenSecret != "" }
 
 func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Port, "port", 8080, "the one public port (streams and API)")
-	fs.StringVar(&c.Host, "host", "127.0.0.1", "listen address")
+	fs.StringVar(&c.Host, "host", "", "listen address (default 0.0.0.0 when ADMIN_TOKEN and TOKEN_SECRET are set, else 127.0.0.1)")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in the cluster (default: host name + random suffix)")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 15*time.Second, "heartbeat event period on every stream")
 	fs.IntVar(&c.HistorySize, "history-size", 1000, "events kept per stream for resume")
@@ -55,6 +63,10 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest API request body")
 	fs.IntVar(&c.ReadBufferSize, "read-buffer-size", 1024, "initial input buffer of a connection, in bytes (a held stream keeps it)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for admin, publish and invoke calls (empty: open)")
+	fs.StringVar(&c.TokenSecret, "token-secret", "", "HS256 secret of stream tokens (empty: streams open)")
+	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bearer token for GET /metrics (empty: open)")
+	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 1000, "streams one source address may hold (0: no bound; set 0 behind a load balancer)")
 }
 
 func main() {
@@ -80,6 +92,18 @@ func run(ctx context.Context, args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	if cfg.NodeID == "" {
 		cfg.NodeID = defaultNodeID()
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+		if cfg.secured() {
+			cfg.Host = "0.0.0.0"
+		}
+	}
+	if cfg.AdminToken == "" {
+		log.Warn("ADMIN_TOKEN is not set: admin, publish and invoke calls are open to whoever reaches this node")
+	}
+	if cfg.TokenSecret == "" {
+		log.Warn("TOKEN_SECRET is not set: every stream is open to whoever reaches this node")
 	}
 	if n, err := raiseFileLimit(); err != nil {
 		log.Warn("could not raise the open-file limit", "err", err)
@@ -111,6 +135,10 @@ func run(ctx context.Context, args []string) error {
 		History:           fanout.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL},
 		Logger:            log,
 		Metrics:           m,
+		AdminAuth:         auth.NewAdminAuth(cfg.AdminToken),
+		MetricsAuth:       auth.NewAdminAuth(cfg.MetricsToken),
+		StreamAuth:        auth.NewStreamAuth([]byte(cfg.TokenSecret)),
+		MaxStreamsPerIP:   cfg.MaxStreamsPerIP,
 	})
 	if err != nil {
 		return err
