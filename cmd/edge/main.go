@@ -45,6 +45,8 @@ type config struct {
 	TokenSecret       string
 	MetricsToken      string
 	MaxStreamsPerIP   int
+	FunctionAllow     string
+	HealthInterval    time.Duration
 }
 
 // secured reports whether both secrets are set: only then does the node listen beyond loopback by default.
@@ -66,6 +68,8 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for admin, publish and invoke calls (empty: open)")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HS256 secret of stream tokens (empty: streams open)")
 	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bearer token for GET /metrics (empty: open)")
+	fs.StringVar(&c.FunctionAllow, "function-allow", "", "hosts or CIDRs function endpoints may reach beyond the public internet (loopback is allowed while no secrets are set)")
+	fs.DurationVar(&c.HealthInterval, "health-interval", 10*time.Second, "period of function health checks")
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 1000, "streams one source address may hold (0: no bound; set 0 behind a load balancer)")
 }
 
@@ -126,6 +130,12 @@ func run(ctx context.Context, args []string) error {
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
 
+	fns, err := newFunctions(&cfg, log)
+	if err != nil {
+		return err
+	}
+	defer fns.close(context.WithoutCancel(ctx))
+
 	srv, err := edge.New(edge.Config{
 		NodeID:            cfg.NodeID,
 		HeartbeatInterval: cfg.HeartbeatInterval,
@@ -139,9 +149,14 @@ func run(ctx context.Context, args []string) error {
 		MetricsAuth:       auth.NewAdminAuth(cfg.MetricsToken),
 		StreamAuth:        auth.NewStreamAuth([]byte(cfg.TokenSecret)),
 		MaxStreamsPerIP:   cfg.MaxStreamsPerIP,
+		HealthExtra:       fns.health,
 	})
 	if err != nil {
 		return err
+	}
+	if err := fns.mount(srv, &cfg, log); err != nil {
+		_ = srv.Shutdown(ctx)
+		return fmt.Errorf("functions: %w", err)
 	}
 	srv.Router().GET("/debug/vars", fasthttpadaptor.NewFastHTTPHandler(expvar.Handler()))
 	srv.Router().GET("/metrics", metrics.Handler(reg))
@@ -166,6 +181,7 @@ func run(ctx context.Context, args []string) error {
 	log.Info("shutting down", "drain_timeout", cfg.DrainTimeout)
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
+	fns.close(drainCtx) // async results in flight reach their streams before the streams are told to go
 	if err := srv.Shutdown(drainCtx); err != nil {
 		log.Warn("shutdown", "err", err)
 	}

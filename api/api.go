@@ -1,0 +1,177 @@
+// Package api serves the function REST API over fasthttp: registering functions
+// (/admin/functions) and invoking them (/invoke/{name}), synchronously in the response or
+// asynchronously with the result delivered to a client's stream as a function_response event.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/sseedge/sseedge/invoker"
+	"github.com/sseedge/sseedge/registry"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultMaxAsync        = 1024
+	DefaultMaxTimeout      = 15 * time.Minute
+	DefaultDeliverTimeout  = 10 * time.Second
+	FunctionResponseEvent  = "function_response"
+	maxClientIDLength      = 256
+	invocationIDHeader     = "X-Invocation-Id"
+	invocationAttemptsHead = "X-Invocation-Attempts"
+)
+
+// DeliverFunc puts one event on a client's stream, wherever the client is connected.
+type DeliverFunc func(ctx context.Context, clientID string, event string, data []byte) error
+
+// Middleware wraps the handler of one route (route is its pattern, "/invoke/{name}"), for auth,
+// metrics or logging added by the caller.
+type Middleware func(route string, next fasthttp.RequestHandler) fasthttp.RequestHandler
+
+// Config configures an API. Store and Invoker are required; Deliver is required for async invokes.
+type Config struct {
+	Store   registry.Store
+	Invoker *invoker.Invoker
+	Deliver DeliverFunc
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// MaxBodyBytes bounds request bodies; larger ones get 413. Default 1 MiB.
+	MaxBodyBytes int
+	// MaxAsync bounds async invocations in flight; over it, 429 too_many_invocations. Default 1024.
+	MaxAsync int
+	// MaxTimeout bounds the "timeout" a caller may ask for in /invoke. Default 15m.
+	MaxTimeout time.Duration
+	// DeliverTimeout bounds one Deliver call. Default 10s.
+	DeliverTimeout time.Duration
+	// Middleware, when set, wraps every route's handler.
+	Middleware Middleware
+	// Propagator reads the caller's trace context from request headers. Default: W3C trace
+	// context plus otel's global propagator.
+	Propagator propagation.TextMapPropagator
+}
+
+// API holds the function handlers. Create it with New, mount it with Register, stop it with Close.
+type API struct {
+	store    registry.Store
+	inv      *invoker.Invoker
+	deliver  DeliverFunc
+	log      *slog.Logger
+	prop     propagation.TextMapPropagator
+	maxBody  int
+	maxTO    time.Duration
+	deliverT time.Duration
+	mw       Middleware
+
+	// async invocations: a slot per invocation in flight, a context they all derive from (canceled
+	// when Close runs out of patience), and a WaitGroup that Close waits on.
+	slots   chan struct{}
+	base    context.Context
+	cancel  context.CancelFunc
+	mu      sync.Mutex // guards closing and wg.Add against Close's wg.Wait
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// New checks cfg, fills its defaults and returns the API.
+func New(cfg Config) (*API, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("api: Config.Store is required")
+	}
+	if cfg.Invoker == nil {
+		return nil, errors.New("api: Config.Invoker is required")
+	}
+	if cfg.Deliver == nil {
+		return nil, errors.New("api: Config.Deliver is required (async results go through it)")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxAsync <= 0 {
+		cfg.MaxAsync = DefaultMaxAsync
+	}
+	if cfg.MaxTimeout <= 0 {
+		cfg.MaxTimeout = DefaultMaxTimeout
+	}
+	if cfg.DeliverTimeout <= 0 {
+		cfg.DeliverTimeout = DefaultDeliverTimeout
+	}
+	if cfg.Propagator == nil {
+		cfg.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, otel.GetTextMapPropagator())
+	}
+	base, cancel := context.WithCancel(context.Background())
+	return &API{
+		store: cfg.Store, inv: cfg.Invoker, deliver: cfg.Deliver, log: cfg.Logger, prop: cfg.Propagator,
+		maxBody: cfg.MaxBodyBytes, maxTO: cfg.MaxTimeout, deliverT: cfg.DeliverTimeout, mw: cfg.Middleware,
+		slots: make(chan struct{}, cfg.MaxAsync), base: base, cancel: cancel,
+	}, nil
+}
+
+// Register mounts the routes on r.
+func (a *API) Register(r *router.Router) {
+	handle := func(method, route string, h fasthttp.RequestHandler) {
+		if a.mw != nil {
+			h = a.mw(route, h)
+		}
+		r.Handle(method, route, h)
+	}
+	handle(fasthttp.MethodPost, "/admin/functions", a.createFunction)
+	handle(fasthttp.MethodGet, "/admin/functions", a.listFunctions)
+	handle(fasthttp.MethodGet, "/admin/functions/{name}", a.getFunction)
+	handle(fasthttp.MethodDelete, "/admin/functions/{name}", a.deleteFunction)
+	handle(fasthttp.MethodPost, "/invoke/{name}", a.invoke)
+}
+
+// Close refuses new async invocations and waits for those in flight, results delivered. If ctx ends
+// first it cancels them (each still delivers its failure) and returns ctx's error.
+func (a *API) Close(ctx context.Context) error {
+	a.mu.Lock()
+	a.closing = true
+	a.mu.Unlock()
+	done := make(chan struct{})
+	go func() { // ends when the last async invocation does
+		a.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		a.cancel()
+		return nil
+	case <-ctx.Done():
+		a.cancel()
+		return ctx.Err()
+	}
+}
+
+// startAsync takes a slot for an async invocation, or says why it cannot.
+func (a *API) startAsync() (ok bool, closing bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closing {
+		return false, true
+	}
+	select {
+	case a.slots <- struct{}{}:
+		a.wg.Add(1)
+		return true, false
+	default:
+		return false, false
+	}
+}
+
+func (a *API) endAsync() {
+	<-a.slots
+	a.wg.Done()
+}

@@ -1,0 +1,221 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sseedge/sseedge/api"
+	"github.com/sseedge/sseedge/invoker"
+	"github.com/sseedge/sseedge/registry"
+)
+
+// delivery is one recorded Deliver call.
+type delivery struct {
+	ClientID string
+	Event    string
+	Data     api.FunctionResponse
+	Raw      string
+}
+
+// recorder records Deliver calls and lets tests wait for them.
+type recorder struct {
+	mu   sync.Mutex
+	got  []delivery
+	news chan struct{} // one token per delivery, for tests that wait on a few
+}
+
+func newRecorder() *recorder { return &recorder{news: make(chan struct{}, 4096)} }
+
+func (r *recorder) deliver(_ context.Context, clientID, event string, data []byte) error {
+	var fr api.FunctionResponse
+	if err := json.Unmarshal(data, &fr); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.got = append(r.got, delivery{ClientID: clientID, Event: event, Data: fr, Raw: string(data)})
+	r.mu.Unlock()
+	select {
+	case r.news <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// next waits (bounded) for the next delivery and returns it.
+func (r *recorder) next(t *testing.T) delivery {
+	t.Helper()
+	select {
+	case <-r.news:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery within 10s")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.got[len(r.got)-1]
+}
+
+func (r *recorder) all() []delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]delivery(nil), r.got...)
+}
+
+// edge is the API served by a real fasthttp server on a loopback port.
+type edge struct {
+	t      *testing.T
+	url    string
+	api    *api.API
+	inv    *invoker.Invoker
+	store  *registry.MemoryStore
+	rec    *recorder
+	client *http.Client
+	stop   func()
+}
+
+func newEdge(t *testing.T, edit func(*api.Config)) *edge {
+	t.Helper()
+	e := &edge{t: t, store: new(registry.MemoryStore), rec: newRecorder()}
+	e.inv = invoker.New(invoker.Config{MaxIdleConnDuration: 100 * time.Millisecond})
+	cfg := api.Config{
+		Store: e.store, Invoker: e.inv, Deliver: e.rec.deliver,
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	a, err := api.New(cfg)
+	if err != nil {
+		t.Fatalf("api.New: %v", err)
+	}
+	e.api = a
+	r := router.New()
+	a.Register(r)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: r.Handler, IdleTimeout: time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	e.url = "http://" + ln.Addr().String()
+	transport := &http.Transport{MaxIdleConnsPerHost: 200}
+	e.client = &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			transport.CloseIdleConnections()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := a.Close(ctx); err != nil {
+				t.Errorf("api.Close: %v", err)
+			}
+			if err := srv.ShutdownWithContext(ctx); err != nil {
+				t.Errorf("server shutdown: %v", err)
+			}
+			<-served
+			e.inv.Close()
+		})
+	}
+	t.Cleanup(e.stop)
+	return e
+}
+
+// do sends a request to the edge and returns status, headers and body.
+func (e *edge) do(method, path, body string, hdr ...string) (int, http.Header, []byte) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// register registers a function through the API and fails the test unless it is accepted.
+func (e *edge) register(body string) {
+	e.t.Helper()
+	if st, _, b := e.do("POST", "/admin/functions", body); st != 201 && st != 200 {
+		e.t.Fatalf("register %s: %d %s", body, st, b)
+	}
+}
+
+// errorBody decodes {"error","code"}.
+func errorBody(t *testing.T, b []byte) (msg, code string) {
+	t.Helper()
+	var eb struct{ Error, Code string }
+	if err := json.Unmarshal(b, &eb); err != nil {
+		t.Fatalf("error body %s: %v", b, err)
+	}
+	return eb.Error, eb.Code
+}
+
+// fnServer is a function under test: an httptest server counting its requests.
+type fnServer struct {
+	*httptest.Server
+	hits atomic.Int64
+}
+
+func newFn(t *testing.T, h http.HandlerFunc) *fnServer {
+	t.Helper()
+	fs := &fnServer{}
+	fs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fs.hits.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(fs.Close)
+	return fs
+}
+
+func readAll(r *http.Request) []byte {
+	var b bytes.Buffer
+	b.ReadFrom(r.Body)
+	return b.Bytes()
+}
+
+// waitGoroutines polls, with a bound, until at most baseline goroutines run.
+func waitGoroutines(t *testing.T, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for runtime.NumGoroutine() > baseline {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, baseline %d:\n%s", runtime.NumGoroutine(), baseline, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

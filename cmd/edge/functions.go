@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/sseedge/sseedge/api"
+	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/invoker"
+	"github.com/sseedge/sseedge/netguard"
+	"github.com/sseedge/sseedge/registry"
+)
+
+// functions is the function registry, the invoker and their API, wired to one edge.
+type functions struct {
+	store registry.Store
+	inv   *invoker.Invoker
+	api   *api.API
+	stop  context.CancelFunc
+	once  sync.Once
+}
+
+// newFunctions builds the registry and the invoker. Function endpoints may reach only what the
+// FUNCTION_ALLOW policy allows, checked again at every connect so DNS cannot be rebound around it.
+func newFunctions(cfg *config, log *slog.Logger) (*functions, error) {
+	policy, err := netguard.ParsePolicy(cfg.FunctionAllow, !cfg.secured())
+	if err != nil {
+		return nil, fmt.Errorf("FUNCTION_ALLOW: %w", err)
+	}
+	log.Info("function endpoints", "policy", policy.String())
+	return &functions{
+		store: &registry.MemoryStore{},
+		inv:   invoker.New(invoker.Config{DialTimeout: policy.DialTimeout}),
+	}, nil
+}
+
+// mount adds the function routes to srv, delivers async results to client streams, and starts the
+// periodic health checks.
+func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error {
+	a, err := api.New(api.Config{
+		Store:   f.store,
+		Invoker: f.inv,
+		Deliver: func(_ context.Context, clientID, event string, data []byte) error {
+			_, err := srv.PublishToClient(clientID, event, data)
+			return err
+		},
+		Logger:       log,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+	})
+	if err != nil {
+		return err
+	}
+	a.Register(srv.Router())
+	f.api = a
+	ctx, stop := context.WithCancel(context.Background())
+	f.stop = stop
+	return f.inv.StartHealthChecks(ctx, cfg.HealthInterval, f.store.List)
+}
+
+// health summarises function health for GET /admin/health.
+func (f *functions) health(ctx context.Context) map[string]any {
+	fns, err := f.store.List(ctx)
+	if err != nil {
+		return map[string]any{"functions": map[string]any{"error": err.Error()}}
+	}
+	unhealthy := []string{}
+	for _, fn := range fns {
+		if !f.inv.HealthFor(fn).Healthy {
+			unhealthy = append(unhealthy, fn.Name)
+		}
+	}
+	return map[string]any{"functions": map[string]any{"registered": len(fns), "unhealthy": unhealthy}}
+}
+
+// close finishes async invocations in flight (their results are delivered) and stops the invoker.
+func (f *functions) close(ctx context.Context) {
+	f.once.Do(func() {
+		if f.api != nil {
+			_ = f.api.Close(ctx)
+		}
+		if f.stop != nil {
+			f.stop()
+		}
+		f.inv.Close()
+	})
+}

@@ -1,0 +1,135 @@
+package invoker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sseedge/sseedge/invoker"
+	"github.com/sseedge/sseedge/registry"
+)
+
+// newInvoker returns an Invoker whose idle connections (and fasthttp's cleaner goroutines) go away
+// quickly, closed when the test ends.
+func newInvoker(t *testing.T, cfg invoker.Config) *invoker.Invoker {
+	t.Helper()
+	if cfg.MaxIdleConnDuration == 0 {
+		cfg.MaxIdleConnDuration = 100 * time.Millisecond
+	}
+	inv := invoker.New(cfg)
+	t.Cleanup(inv.Close)
+	return inv
+}
+
+// fn returns a normalized function for endpoints, with fast back-off, changed by edit.
+func fn(t *testing.T, name string, endpoints []string, edit func(*registry.Function)) registry.Function {
+	t.Helper()
+	f := registry.Function{Name: name, Endpoints: endpoints, Timeout: registry.Duration(5 * time.Second)}
+	f.Retry.BackoffBase = registry.Duration(time.Millisecond)
+	f.Retry.BackoffCap = registry.Duration(5 * time.Millisecond)
+	if edit != nil {
+		edit(&f)
+	}
+	n, err := f.Normalize()
+	if err != nil {
+		t.Fatalf("Normalize: %v", err)
+	}
+	return n
+}
+
+// countingServer serves h and counts the requests it receives.
+type countingServer struct {
+	*httptest.Server
+	hits atomic.Int64
+}
+
+func newServer(t *testing.T, h http.HandlerFunc) *countingServer {
+	t.Helper()
+	cs := &countingServer{}
+	cs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cs.hits.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(cs.Close)
+	return cs
+}
+
+// deadAddress returns the URL of a loopback port nobody listens on any more.
+func deadAddress(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr + "/"
+}
+
+func wantCode(t *testing.T, err error, code invoker.Code) *invoker.Error {
+	t.Helper()
+	var ie *invoker.Error
+	if !errors.As(err, &ie) {
+		t.Fatalf("err = %v, want an *invoker.Error with code %s", err, code)
+	}
+	if ie.Code != code {
+		t.Fatalf("code = %s (%v), want %s", ie.Code, err, code)
+	}
+	return ie
+}
+
+// waitGoroutines waits, polling with a bound, until no more goroutines run than baseline; it
+// fails with a dump of the survivors otherwise.
+func waitGoroutines(t *testing.T, baseline int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= baseline {
+			return
+		}
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			buf = buf[:runtime.Stack(buf, true)]
+			t.Fatalf("%d goroutines still running, baseline %d:\n%s", n, baseline, buf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitFor polls cond until it holds or the bound passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func invoke(t *testing.T, inv *invoker.Invoker, f registry.Function, payload string) (invoker.Result, error) {
+	t.Helper()
+	return inv.Invoke(context.Background(), f, invoker.Request{Payload: []byte(payload), InvocationID: "inv-1"})
+}
+
+func readBody(r *http.Request) []byte {
+	var b bytes.Buffer
+	b.ReadFrom(r.Body)
+	return b.Bytes()
+}
+
+// hang blocks a test function until its caller goes away. net/http notices a closed connection
+// only once the request body has been read, so it reads the body first.
+func hang(r *http.Request) {
+	readBody(r)
+	<-r.Context().Done()
+}
