@@ -110,6 +110,7 @@ type Server struct {
 	heartbeatFrames atomic.Uint64 // heartbeat frames built: one per tick, whatever the stream count
 	slowConsumers   atomic.Uint64
 	framesBytes     atomic.Uint64
+	framesSent      atomic.Uint64
 	published       atomic.Uint64 // events accepted by publish calls
 }
 
@@ -452,6 +453,7 @@ type Stats struct {
 	HeartbeatFrames uint64
 	SlowConsumers   uint64
 	BytesSent       uint64
+	FramesSent      uint64
 	Published       uint64
 }
 
@@ -464,6 +466,7 @@ func (s *Server) Stats() Stats {
 		HeartbeatFrames: s.heartbeatFrames.Load(),
 		SlowConsumers:   s.slowConsumers.Load(),
 		BytesSent:       s.framesBytes.Load(),
+		FramesSent:      s.framesSent.Load(),
 		Published:       s.published.Load(),
 	}
 }

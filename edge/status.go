@@ -69,6 +69,7 @@ type statusSnapshot struct {
 	Opened        uint64         `json:"opened"`
 	Published     uint64         `json:"published"`
 	BytesSent     uint64         `json:"bytes_sent"`
+	FramesSent    uint64         `json:"frames_sent"`
 	Heartbeats    uint64         `json:"heartbeats"`
 	SlowConsumers uint64         `json:"slow_consumers"`
 	Extra         map[string]any `json:"extra,omitempty"` // Config.StatusExtra
@@ -125,6 +126,7 @@ func (s *Server) publishStatus(now time.Time) {
 		Opened:        st.Opened,
 		Published:     st.Published,
 		BytesSent:     st.BytesSent,
+		FramesSent:    st.FramesSent,
 		Heartbeats:    st.HeartbeatFrames,
 		SlowConsumers: st.SlowConsumers,
 		Extra:         s.statusExtra(),
@@ -137,7 +139,7 @@ func (s *Server) publishStatus(now time.Time) {
 			return
 		}
 	}
-	if _, _, err := s.topics.Publish(StatusTopic, fanout.Event{Name: StatusEvent, Data: data}); err != nil {
+	if _, _, err := s.topics.PublishLocal(StatusTopic, fanout.Event{Name: StatusEvent, Data: data}); err != nil {
 		s.log.Warn("status snapshot not published", "err", err)
 	}
 }

@@ -251,6 +251,7 @@ func (s *stream) wrote(n, done int, oldest *fanout.Frame) {
 	s.queued -= n
 	s.mu.Unlock()
 	s.srv.framesBytes.Add(uint64(n))
+	s.srv.framesSent.Add(uint64(done))
 	m := s.srv.cfg.Metrics
 	m.FramesSent(done, n)
 	if !oldest.At.IsZero() {

@@ -4,6 +4,7 @@
 package fanout
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"sync"
@@ -22,6 +23,7 @@ type Config struct {
 	HistorySize int           // frames kept per stream for resume; default 1000, negative keeps none
 	HistoryTTL  time.Duration // how long a frame stays resumable; default 5m
 	Shards      int           // lock shards; default 64
+	Engine      Engine        // shared history and cross-node delivery; nil keeps both in this process
 }
 
 func (c Config) withDefaults() Config {
@@ -63,7 +65,8 @@ type Subscription struct {
 	key   string
 	node  *node
 	sub   Subscriber
-	slot  int // index in node.subs, -1 once removed
+	slot  int       // index in node.subs, -1 once removed
+	held  *[]*Frame // while an engine's history is read: live frames held back until the replay is sent
 }
 
 // Replay says what Subscribe sent before live events.
@@ -80,8 +83,14 @@ func NewHub(cfg Config) *Hub {
 		h.shards[i].nodes = make(map[string]*node)
 	}
 	h.idPrefix = strconv.FormatInt(time.Now().UnixMilli(), 10) + "-"
+	if cfg.Engine != nil {
+		cfg.Engine.Attach(h.deliver)
+	}
 	return h
 }
+
+// Shared reports whether the hub's streams are shared with other nodes through an engine.
+func (h *Hub) Shared() bool { return h.cfg.Engine != nil }
 
 // Event is what a publisher sends: an optional ID (generated when empty), an optional name (default
 // "message") and the data, which may span lines.
@@ -92,8 +101,25 @@ type Event struct {
 }
 
 // Publish encodes ev once, keeps it in the history of key and of each ancestor, and queues it to their
-// subscribers. It returns the event's ID and how many subscribers it was queued to.
+// subscribers. It returns the event's ID and how many subscribers it was queued to. With an engine the
+// event goes through it to every node (this one included), and delivered is -1: it is not known here.
 func (h *Hub) Publish(key string, ev Event) (id string, delivered int, err error) {
+	if err := ValidateField("event", ev.Name, MaxEventNameLen); err != nil {
+		return "", 0, err
+	}
+	if err := ValidateField("id", ev.ID, MaxEventIDLen); err != nil {
+		return "", 0, err
+	}
+	if h.cfg.Engine != nil {
+		id, err := h.cfg.Engine.Publish(context.Background(), key, ev)
+		return id, -1, err
+	}
+	return h.PublishLocal(key, ev)
+}
+
+// PublishLocal is Publish on this node only, whatever the engine: for streams that describe this node
+// (its status page). The history it keeps is this node's.
+func (h *Hub) PublishLocal(key string, ev Event) (id string, delivered int, err error) {
 	if err := ValidateField("event", ev.Name, MaxEventNameLen); err != nil {
 		return "", 0, err
 	}
@@ -123,6 +149,19 @@ func (h *Hub) Publish(key string, ev Event) (id string, delivered int, err error
 // first, in order; when lastEventID is not retained a reset event precedes whatever is. Replay and
 // registration happen under the stream's lock, so no live event is missed or sent twice.
 func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID string) (*Subscription, Replay) {
+	if h.cfg.Engine != nil && resume {
+		sc, r, err := h.subscribeShared(key, sub, lastEventID)
+		if err == nil {
+			return sc, r
+		}
+		// The shared history cannot be read: say so rather than leave a silent gap.
+		s := h.shardOf(key)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		sub.Send(resetFrame(lastEventID, history{}))
+		h.release(sc)
+		return sc, Replay{Reset: true}
+	}
 	var r Replay
 	s := h.shardOf(key)
 	s.mu.Lock()
@@ -143,6 +182,71 @@ func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID str
 	sc := &Subscription{shard: s, key: key, node: n, sub: sub, slot: len(n.subs)}
 	n.subs = append(n.subs, sc)
 	return sc, r
+}
+
+// subscribeShared resumes from an engine's history: live frames are held back while the history is
+// read, then the replay is sent, then the held frames that the replay did not already contain.
+func (h *Hub) subscribeShared(key string, sub Subscriber, lastEventID string) (*Subscription, Replay, error) {
+	s := h.shardOf(key)
+	s.mu.Lock()
+	n := s.node(key)
+	held := []*Frame{}
+	sc := &Subscription{shard: s, key: key, node: n, sub: sub, slot: len(n.subs), held: &held}
+	n.subs = append(n.subs, sc)
+	s.mu.Unlock()
+
+	frames, found, err := h.cfg.Engine.Since(context.Background(), key, lastEventID)
+	if err != nil {
+		return sc, Replay{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h.release(sc)
+	var r Replay
+	if !found {
+		r.Reset = true
+		var hist history
+		if len(frames) > 0 {
+			hist.push(frames[0], 1)
+		}
+		sub.Send(resetFrame(lastEventID, hist))
+	}
+	sent := make(map[string]struct{}, len(frames))
+	for _, f := range frames {
+		sub.Send(f)
+		sent[f.ID] = struct{}{}
+		r.Frames++
+	}
+	for _, f := range held {
+		if _, dup := sent[f.ID]; !dup {
+			sub.Send(f)
+		}
+	}
+	return sc, r, nil
+}
+
+// release sends nothing but ends holding: frames go straight to the subscriber from now on. The caller
+// holds the shard lock.
+func (h *Hub) release(sc *Subscription) { sc.held = nil }
+
+// deliver queues a frame received from the engine to key's and its ancestors' local subscribers.
+func (h *Hub) deliver(key string, f *Frame) {
+	s := h.shardOf(key)
+	s.mu.Lock()
+	for k, ok := key, true; ok; k, ok = parent(k) {
+		n := s.nodes[k]
+		if n == nil {
+			continue
+		}
+		for _, sub := range n.subs {
+			if sub.held != nil {
+				*sub.held = append(*sub.held, f)
+				continue
+			}
+			sub.sub.Send(f)
+		}
+	}
+	s.mu.Unlock()
 }
 
 // Unsubscribe removes the subscription; calling it again does nothing.

@@ -1,6 +1,7 @@
 package invoker
 
 import (
+	"github.com/sseedge/sseedge/metrics"
 	"log/slog"
 	"net"
 	"time"
@@ -21,6 +22,8 @@ const (
 
 // Config configures an Invoker. The zero value is usable: every zero field takes its default.
 type Config struct {
+	// Metrics records invocations and breaker states; nil records nothing.
+	Metrics *metrics.Metrics
 	// MaxResponseBytes bounds a function's response body; larger ones fail with
 	// CodeResponseTooLarge. Default 4 MiB.
 	MaxResponseBytes int

@@ -17,6 +17,9 @@ type FunctionHealth struct {
 	// Healthy is true when at least one endpoint is.
 	Healthy   bool             `json:"healthy"`
 	Endpoints []EndpointHealth `json:"endpoints"`
+	// Invocations and Failures count this node's invocations of the function's current version.
+	Invocations uint64 `json:"invocations"`
+	Failures    uint64 `json:"failures"`
 }
 
 // EndpointHealth is what the edge knows about one endpoint: it is healthy when its last health
@@ -45,7 +48,7 @@ func (inv *Invoker) HealthFor(fn registry.Function) FunctionHealth {
 	st := inv.fns[fn.Name]
 	inv.mu.RUnlock()
 	if st == nil || st.version != stateVersion(fn) {
-		st = newFnState(fn, 0) // what a fresh state would say, without keeping it
+		st = newFnState(fn, 0, nil) // what a fresh state would say, without keeping it (nor its metrics)
 	}
 	return st.health()
 }
@@ -55,6 +58,7 @@ func (st *fnState) health() FunctionHealth {
 	if st == nil {
 		return h
 	}
+	h.Invocations, h.Failures = st.rr.Load(), st.failures.Load()
 	for _, ep := range st.eps {
 		eh := ep.health()
 		h.Healthy = h.Healthy || eh.Healthy

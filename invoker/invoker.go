@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/sseedge/sseedge/metrics"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -160,6 +161,21 @@ func (inv *Invoker) Forget(fnName string) {
 	inv.mu.Lock()
 	delete(inv.fns, fnName)
 	inv.mu.Unlock()
+	inv.cfg.Metrics.ForgetFunction(fnName)
+}
+
+// outcome is an invocation's label for sseedge_invocations_total.
+func outcome(res Result, err error) metrics.Outcome {
+	var e *Error
+	switch {
+	case err == nil && res.Status < 500:
+		return metrics.OutcomeOK
+	case errors.As(err, &e) && e.Code == CodeTimeout:
+		return metrics.OutcomeTimeout
+	case errors.As(err, &e) && e.Code == CodeCircuitOpen:
+		return metrics.OutcomeCircuitOpen
+	}
+	return metrics.OutcomeError
 }
 
 // invocation is the bookkeeping of one Invoke call.
@@ -210,6 +226,11 @@ func (inv *Invoker) Invoke(ctx context.Context, fn registry.Function, req Reques
 	iv.traceID = trace.SpanContextFromContext(ctx).TraceID().String()
 
 	res, err := inv.invoke(ctx, iv)
+	o := outcome(res, err)
+	inv.cfg.Metrics.ObserveInvocation(fn.Name, o, time.Since(iv.start), iv.attempts)
+	if o != metrics.OutcomeOK {
+		inv.state(fn).failures.Add(1)
+	}
 	span.SetAttributes(attribute.Int("sseedge.attempts", iv.attempts))
 	if err != nil {
 		span.SetStatus(codes.Error, err.Error())

@@ -3,6 +3,7 @@ package invoker
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/sseedge/sseedge/metrics"
 	"hash/fnv"
 	"math"
 	"net/url"
@@ -28,9 +29,10 @@ var (
 // round-robin cursor. It is rebuilt when the function's endpoints, health endpoint or breaker
 // settings change (version), so a re-registration with new settings gets new breakers.
 type fnState struct {
-	version uint64
-	rr      atomic.Uint64
-	eps     []*endpointState
+	version  uint64
+	rr       atomic.Uint64 // invocations so far; also picks the next endpoint
+	failures atomic.Uint64
+	eps      []*endpointState
 }
 
 // endpointState is one endpoint of a function: its breaker and what health checks last said.
@@ -124,19 +126,19 @@ func (inv *Invoker) state(fn registry.Function) *fnState {
 	if st = inv.fns[fn.Name]; st != nil && st.version == v {
 		return st
 	}
-	st = newFnState(fn, v)
+	st = newFnState(fn, v, inv.cfg.Metrics)
 	inv.fns[fn.Name] = st
 	return st
 }
 
-func newFnState(fn registry.Function, version uint64) *fnState {
+func newFnState(fn registry.Function, version uint64, m *metrics.Metrics) *fnState {
 	st := &fnState{version: version}
 	for _, ep := range fn.Targets() {
 		st.eps = append(st.eps, &endpointState{
 			url:       ep,
 			display:   registry.RedactURL(ep),
 			healthURL: healthURL(ep, fn.HealthEndpoint),
-			cb:        gobreaker.NewCircuitBreaker[*attemptResult](breakerSettings(fn.Name, ep, fn.Breaker)),
+			cb:        gobreaker.NewCircuitBreaker[*attemptResult](breakerSettings(fn.Name, ep, fn.Breaker, m)),
 		})
 	}
 	return st
@@ -159,8 +161,9 @@ func healthURL(endpoint, health string) string {
 	return base.ResolveReference(ref).String()
 }
 
-// breakerSettings turns a function's breaker settings into gobreaker's.
-func breakerSettings(fnName, endpoint string, b registry.Breaker) gobreaker.Settings {
+// breakerSettings turns a function's breaker settings into gobreaker's. State changes go to the
+// sseedge_breaker_state gauge of the function (of its last endpoint to change, when it has several).
+func breakerSettings(fnName, endpoint string, b registry.Breaker, m *metrics.Metrics) gobreaker.Settings {
 	consecutive := uint32(max(b.ConsecutiveFailures, 1))
 	minReq := uint32(max(b.MinRequests, 1))
 	ratio := b.FailureRatio
@@ -177,5 +180,18 @@ func breakerSettings(fnName, endpoint string, b registry.Breaker) gobreaker.Sett
 			return ratio > 0 && c.Requests >= minReq && float64(c.TotalFailures) >= ratio*float64(c.Requests)
 		},
 		IsExcluded: func(err error) bool { return errors.Is(err, errNotCounted) },
+		OnStateChange: func(_ string, _, to gobreaker.State) {
+			m.SetBreakerState(fnName, breakerMetric(to))
+		},
 	}
+}
+
+func breakerMetric(s gobreaker.State) metrics.BreakerState {
+	switch s {
+	case gobreaker.StateOpen:
+		return metrics.BreakerOpen
+	case gobreaker.StateHalfOpen:
+		return metrics.BreakerHalfOpen
+	}
+	return metrics.BreakerClosed
 }

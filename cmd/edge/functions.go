@@ -9,6 +9,7 @@ import (
 	"github.com/sseedge/sseedge/api"
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/invoker"
+	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/netguard"
 	"github.com/sseedge/sseedge/registry"
 )
@@ -24,7 +25,7 @@ type functions struct {
 
 // newFunctions builds the registry and the invoker. Function endpoints may reach only what the
 // FUNCTION_ALLOW policy allows, checked again at every connect so DNS cannot be rebound around it.
-func newFunctions(cfg *config, log *slog.Logger) (*functions, error) {
+func newFunctions(cfg *config, log *slog.Logger, m *metrics.Metrics) (*functions, error) {
 	policy, err := netguard.ParsePolicy(cfg.FunctionAllow, !cfg.secured())
 	if err != nil {
 		return nil, fmt.Errorf("FUNCTION_ALLOW: %w", err)
@@ -32,7 +33,7 @@ func newFunctions(cfg *config, log *slog.Logger) (*functions, error) {
 	log.Info("function endpoints", "policy", policy.String())
 	return &functions{
 		store: &registry.MemoryStore{},
-		inv:   invoker.New(invoker.Config{DialTimeout: policy.DialTimeout}),
+		inv:   invoker.New(invoker.Config{DialTimeout: policy.DialTimeout, Metrics: m}),
 	}, nil
 }
 
@@ -72,6 +73,26 @@ func (f *functions) health(ctx context.Context) map[string]any {
 		}
 	}
 	return map[string]any{"functions": map[string]any{"registered": len(fns), "unhealthy": unhealthy}}
+}
+
+// status lists functions with their breakers and counts for the status page.
+func (f *functions) status(ctx context.Context) map[string]any {
+	fns, err := f.store.List(ctx)
+	if err != nil {
+		return nil
+	}
+	rows := make([]edge.StatusFunction, 0, len(fns))
+	for _, fn := range fns {
+		h := f.inv.HealthFor(fn)
+		row := edge.StatusFunction{Name: fn.Name, Breaker: "closed", Invocations: h.Invocations, Failures: h.Failures}
+		for _, ep := range h.Endpoints {
+			if ep.BreakerState == "open" || (ep.BreakerState == "half-open" && row.Breaker == "closed") {
+				row.Breaker = ep.BreakerState
+			}
+		}
+		rows = append(rows, row)
+	}
+	return map[string]any{"functions": rows}
 }
 
 // close finishes async invocations in flight (their results are delivered) and stops the invoker.

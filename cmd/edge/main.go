@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string) error {
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
 
-	fns, err := newFunctions(&cfg, log)
+	fns, err := newFunctions(&cfg, log, m)
 	if err != nil {
 		return err
 	}
@@ -150,6 +150,7 @@ func run(ctx context.Context, args []string) error {
 		StreamAuth:        auth.NewStreamAuth([]byte(cfg.TokenSecret)),
 		MaxStreamsPerIP:   cfg.MaxStreamsPerIP,
 		HealthExtra:       fns.health,
+		StatusExtra:       fns.status,
 	})
 	if err != nil {
 		return err

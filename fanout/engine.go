@@ -1,0 +1,24 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrUnavailable is wrapped by engine errors when the shared state (Redis) cannot be reached. Callers
+// answer 503 rather than wait.
+var ErrUnavailable = errors.New("state unavailable")
+
+// Engine keeps the history of a hub's streams and carries their events between nodes. Without one a hub
+// keeps history in memory and delivers locally: one node. With one (Redis), a publish on any node
+// reaches the hub of every node, this one included, exactly once, through the deliver function the
+// hub attaches.
+type Engine interface {
+	// Attach is called once by NewHub with the function that delivers a received frame locally.
+	Attach(deliver func(key string, f *Frame))
+	// Publish assigns ev an ID, keeps it in key's history and broadcasts it to every node.
+	Publish(ctx context.Context, key string, ev Event) (id string, err error)
+	// Since returns key's frames published after the one with lastID, oldest first, and false when
+	// lastID is not retained (then it returns what is).
+	Since(ctx context.Context, key, lastID string) (frames []*Frame, found bool, err error)
+}
