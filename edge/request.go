@@ -32,6 +32,7 @@ type streamRequest struct {
 	lastEventID string
 	origin      string
 	meta        map[string]string
+	first       []byte // first event of a stream held for another package; nil: "connected" on client streams
 }
 
 // apiError is a refusal with its status and stable code.

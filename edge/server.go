@@ -375,7 +375,10 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 	// The head is queued but not written until the subscription is in place: a client that has seen
 	// the head may publish at once and must receive it.
 	st.hold(s.streamHead(req.origin))
-	if req.kind == kindClient {
+	switch {
+	case req.first != nil:
+		st.hold(&fanout.Frame{Bytes: req.first})
+	case req.kind == kindClient:
 		st.hold(s.connectedFrame(req.key))
 	}
 	sub, replay := s.hub(req.kind).Subscribe(req.key, st, req.resume, req.lastEventID)
