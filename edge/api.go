@@ -154,13 +154,21 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, hub *fanout.Hub, key string) 
 		return
 	}
 	id, delivered, err := hub.Publish(key, ev)
+	if errors.Is(err, fanout.ErrUnavailable) {
+		s.fail(ctx, fasthttp.StatusServiceUnavailable, "state_unavailable", err.Error())
+		return
+	}
 	if err != nil {
 		s.fail(ctx, fasthttp.StatusBadRequest, "bad_event", err.Error())
 		return
 	}
 	s.cfg.Metrics.EventPublished()
 	s.published.Add(1)
-	httpjson.Write(ctx, fasthttp.StatusOK, map[string]any{"id": id, "delivered": delivered})
+	body := map[string]any{"id": id}
+	if delivered >= 0 { // known only when the node is alone
+		body["delivered"] = delivered
+	}
+	httpjson.Write(ctx, fasthttp.StatusOK, body)
 }
 
 // PublishToClient sends an event to a client's personal stream (and its history, for resume). Other

@@ -43,6 +43,8 @@ type Config struct {
 	ShutdownRetryMax  time.Duration // at shutdown, clients are told to come back within this, jittered; default 10s
 	CORSOrigins       []string      // allowed origins; default ["*"]
 	History           fanout.Config
+	TopicEngine       fanout.Engine // shared topics (Redis); nil keeps them on this node
+	ClientEngine      fanout.Engine // shared client streams (Redis); nil keeps them on this node
 	Logger            *slog.Logger
 	Metrics           *metrics.Metrics // nil records nothing
 	AdminAuth         auth.AdminAuth   // admin and publish calls; zero value: open
@@ -123,8 +125,8 @@ func New(cfg Config) (*Server, error) {
 		started: time.Now(),
 		router:  router.New(),
 		runq:    newRunQueue(),
-		topics:  fanout.NewHub(cfg.History),
-		clients: fanout.NewHub(cfg.History),
+		topics:  fanout.NewHub(withEngine(cfg.History, cfg.TopicEngine)),
+		clients: fanout.NewHub(withEngine(cfg.History, cfg.ClientEngine)),
 		drained: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
@@ -162,6 +164,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.bg.Go(s.tick)
 	return s, nil
+}
+
+func withEngine(c fanout.Config, e fanout.Engine) fanout.Config {
+	c.Engine = e
+	return c
 }
 
 // Router is the API router; other packages add their routes to it before Serve.

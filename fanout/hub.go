@@ -305,7 +305,7 @@ func (s *shard) node(key string) *node {
 
 // shardOf picks the shard of key's root (FNV-1a), so a stream and all its ancestors share one lock.
 func (h *Hub) shardOf(key string) *shard {
-	r := root(key)
+	r := Root(key)
 	x := uint32(2166136261)
 	for i := 0; i < len(r); i++ {
 		x ^= uint32(r[i])

@@ -50,9 +50,10 @@ func ParseTopic(raw string) (string, error) {
 	return t, nil
 }
 
-// root returns the first segment of a canonical topic ("/pets" for "/pets/dogs"); all topics under one
-// root share a shard, so one lock orders every event a subscriber of any of them can see.
-func root(topic string) string {
+// Root returns the first segment of a canonical topic ("/pets" for "/pets/dogs"), or a flat key itself.
+// All streams under one root share a lock (and, with an engine, one history), so one order covers every
+// event a subscriber of any of them can see.
+func Root(topic string) string {
 	if i := strings.IndexByte(topic[1:], '/'); i >= 0 {
 		return topic[:i+1]
 	}

@@ -1,0 +1,350 @@
+// Package redisengine shares sseedge hubs between nodes through Redis (or Redis Cluster): the history
+// of every stream lives in a Redis Stream, and every event reaches every node over sharded pub/sub.
+//
+// Streams are spread over a fixed number of partitions. A partition is one hash slot ({p<N>}) holding
+// the history streams of its roots and one channel. A publish is one Lua script that appends to the
+// history (XADD, which assigns the ID) and publishes on the partition's channel (SPUBLISH) atomically,
+// so on every node events arrive in the order of their IDs. Every node subscribes to every partition's
+// channel and delivers what it has local subscribers for; the publishing node too, so each node
+// delivers each event once.
+package redisengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sseedge/sseedge/fanout"
+)
+
+// Config configures an Engine; the zero value gives the defaults.
+type Config struct {
+	Prefix      string        // key prefix; default "sseedge"
+	Partitions  int           // default 64
+	HistorySize int           // events kept per root; default 1000
+	HistoryTTL  time.Duration // default 5m
+	Timeout     time.Duration // bound on every Redis call; default 1s
+	Logger      *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = "sseedge"
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 64
+	}
+	if c.HistorySize <= 0 {
+		c.HistorySize = 1000
+	}
+	if c.HistoryTTL <= 0 {
+		c.HistoryTTL = 5 * time.Minute
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// publishScript appends to a root's history and publishes on its partition's channel in one step.
+// KEYS: history stream, channel (same slot). ARGV: maxlen, minid, ttl ms, then the message head
+// ("ns\nkey\n") and the event's name, user ID and data.
+var publishScript = rueidis.NewLuaScript(`
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'k', ARGV[5], 'e', ARGV[6], 'u', ARGV[7], 'd', ARGV[8])
+redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SPUBLISH', KEYS[2], ARGV[4] .. '\n' .. ARGV[5] .. '\n' .. id .. '\n' .. ARGV[6] .. '\n' .. ARGV[7] .. '\n' .. ARGV[8])
+return id
+`)
+
+// Engine is the Redis engine of one node. Create it with New, get an fanout.Engine per hub with
+// Namespace, Start it once the hubs exist, and Close it.
+type Engine struct {
+	cfg    Config
+	client rueidis.Client
+	log    *slog.Logger
+
+	mu   sync.RWMutex
+	hubs map[string]func(key string, f *fanout.Frame)
+
+	up        atomic.Bool
+	listening atomic.Int32 // partitions whose subscription is known to work
+	probes    sync.Map     // probe nonce -> chan struct{}
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// New returns an engine on client. It does not touch Redis until Start.
+func New(client rueidis.Client, cfg Config) *Engine {
+	return &Engine{cfg: cfg.withDefaults(), client: client, log: cfg.withDefaults().Logger, hubs: make(map[string]func(string, *fanout.Frame))}
+}
+
+// Namespace returns the fanout.Engine of one hub ("t" for topics, "c" for clients).
+func (e *Engine) Namespace(ns string) fanout.Engine { return &namespace{e: e, ns: ns} }
+
+// Up reports whether Redis answered the last call and every partition is subscribed.
+func (e *Engine) Up() bool {
+	return e.up.Load() && int(e.listening.Load()) == e.cfg.Partitions
+}
+
+// Start subscribes to every partition and returns once each subscription has carried a probe
+// message, so that events published after Start returns reach this node. The subscriptions are kept,
+// and renewed after Redis comes back, until Close.
+func (e *Engine) Start(ctx context.Context) error {
+	life, stop := context.WithCancel(context.Background())
+	e.stop = stop
+	for p := range e.cfg.Partitions {
+		e.wg.Go(func() { e.listen(life, p) })
+	}
+	for p := range e.cfg.Partitions {
+		if err := e.probe(ctx, p); err != nil {
+			return fmt.Errorf("redisengine: partition %d: %w", p, err)
+		}
+	}
+	e.up.Store(true)
+	return nil
+}
+
+// Close ends the subscriptions.
+func (e *Engine) Close() {
+	if e.stop != nil {
+		e.stop()
+	}
+	e.wg.Wait()
+}
+
+// listen keeps one partition's subscription, renewing it with back-off while Redis is away.
+func (e *Engine) listen(ctx context.Context, p int) {
+	ch := e.channel(p)
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		counted := false
+		err := e.client.Receive(ctx, e.client.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
+			if !counted {
+				counted = true
+				e.listening.Add(1)
+			}
+			backoff = 50 * time.Millisecond
+			e.receive(m.Message)
+		})
+		if counted {
+			e.listening.Add(-1)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		e.up.Store(false)
+		e.log.Warn("redis subscription lost; renewing", "channel", ch, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+		go e.reprobe(ctx, p)
+	}
+}
+
+// reprobe confirms a renewed subscription (and so Redis) is back.
+func (e *Engine) reprobe(ctx context.Context, p int) {
+	for ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+		err := e.probe(pctx, p)
+		cancel()
+		if err == nil {
+			e.up.Store(true)
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// probe publishes a nonce on partition p until this node receives it.
+func (e *Engine) probe(ctx context.Context, p int) error {
+	nonce := "probe:" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":" + strconv.Itoa(p)
+	got := make(chan struct{})
+	e.probes.Store(nonce, got)
+	defer e.probes.Delete(nonce)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+		_ = e.client.Do(cctx, e.client.B().Spublish().Channel(e.channel(p)).Message("\x00"+nonce).Build()).Error()
+		cancel()
+		select {
+		case <-got:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// receive delivers one message to its hub: "ns\nkey\nid\nname\nuserID\ndata".
+func (e *Engine) receive(msg string) {
+	if nonce, ok := strings.CutPrefix(msg, "\x00"); ok {
+		if ch, ok := e.probes.Load(nonce); ok {
+			select {
+			case <-ch.(chan struct{}):
+			default:
+				close(ch.(chan struct{}))
+			}
+		}
+		return
+	}
+	parts := strings.SplitN(msg, "\n", 6)
+	if len(parts) != 6 {
+		e.log.Warn("malformed message on the bus", "len", len(msg))
+		return
+	}
+	e.mu.RLock()
+	deliver := e.hubs[parts[0]]
+	e.mu.RUnlock()
+	if deliver != nil {
+		deliver(parts[1], frame(parts[2], parts[3], parts[4], parts[5]))
+	}
+}
+
+// frame encodes an event as its hub's subscribers see it: a user-given ID, else the Redis ID.
+func frame(redisID, name, userID, data string) *fanout.Frame {
+	id := userID
+	if id == "" {
+		id = redisID
+	}
+	return &fanout.Frame{ID: id, Bytes: fanout.AppendFrame(nil, id, name, []byte(data)), At: idTime(redisID)}
+}
+
+// idTime is the publish time in a Redis stream ID ("<ms>-<seq>").
+func idTime(id string) time.Time {
+	ms, _, _ := strings.Cut(id, "-")
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(n)
+}
+
+func (e *Engine) partition(ns, root string) int {
+	x := uint32(2166136261)
+	for _, s := range [...]string{ns, "\n", root} {
+		for i := 0; i < len(s); i++ {
+			x ^= uint32(s[i])
+			x *= 16777619
+		}
+	}
+	return int(x % uint32(e.cfg.Partitions))
+}
+
+func (e *Engine) channel(p int) string {
+	return e.cfg.Prefix + ":{p" + strconv.Itoa(p) + "}:ch"
+}
+
+func (e *Engine) historyKey(p int, ns, root string) string {
+	return e.cfg.Prefix + ":{p" + strconv.Itoa(p) + "}:h:" + ns + ":" + root
+}
+
+// unavailable wraps a Redis error as fanout.ErrUnavailable and marks the engine down.
+func (e *Engine) unavailable(op string, err error) error {
+	if rueidis.IsRedisNil(err) {
+		return nil
+	}
+	var re *rueidis.RedisError
+	if !errors.As(err, &re) { // a connection or timeout error, not an answer
+		e.up.Store(false)
+	}
+	return fmt.Errorf("redisengine: %s: %w: %w", op, fanout.ErrUnavailable, err)
+}
+
+// namespace is the engine as one hub sees it.
+type namespace struct {
+	e  *Engine
+	ns string
+}
+
+func (n *namespace) Attach(deliver func(key string, f *fanout.Frame)) {
+	n.e.mu.Lock()
+	n.e.hubs[n.ns] = deliver
+	n.e.mu.Unlock()
+}
+
+func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (string, error) {
+	e := n.e
+	root := fanout.Root(key)
+	p := e.partition(n.ns, root)
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	minID := strconv.FormatInt(time.Now().Add(-e.cfg.HistoryTTL).UnixMilli(), 10)
+	id, err := publishScript.Exec(ctx, e.client,
+		[]string{e.historyKey(p, n.ns, root), e.channel(p)},
+		[]string{strconv.Itoa(e.cfg.HistorySize), minID, strconv.FormatInt(e.cfg.HistoryTTL.Milliseconds(), 10),
+			n.ns, key, ev.Name, ev.ID, string(ev.Data)}).ToString()
+	if err != nil {
+		return "", e.unavailable("publish", err)
+	}
+	e.up.Store(true)
+	if ev.ID != "" {
+		return ev.ID, nil
+	}
+	return id, nil
+}
+
+// Since reads the root's history and keeps the events of key's subtree after lastID. lastID is a Redis
+// ID, or a publisher's own ID, which is looked for among the retained events.
+func (n *namespace) Since(ctx context.Context, key, lastID string) ([]*fanout.Frame, bool, error) {
+	e := n.e
+	root := fanout.Root(key)
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	entries, err := e.client.Do(ctx, e.client.B().Xrange().Key(e.historyKey(e.partition(n.ns, root), n.ns, root)).
+		Start("-").End("+").Count(int64(e.cfg.HistorySize)*2).Build()).AsXRange()
+	if err != nil && !rueidis.IsRedisNil(err) {
+		return nil, false, e.unavailable("history", err)
+	}
+	e.up.Store(true)
+	cutoff := time.Now().Add(-e.cfg.HistoryTTL)
+	from, found := 0, false
+	for i := len(entries) - 1; i >= 0; i-- {
+		if entries[i].ID == lastID || entries[i].FieldValues["u"] == lastID {
+			from, found = i+1, true
+			break
+		}
+	}
+	var out []*fanout.Frame
+	for _, en := range entries[from:] {
+		k := en.FieldValues["k"]
+		if k != key && !strings.HasPrefix(k, key+"/") {
+			continue
+		}
+		if idTime(en.ID).Before(cutoff) {
+			continue
+		}
+		f := en.FieldValues
+		out = append(out, frame(en.ID, f["e"], f["u"], f["d"]))
+	}
+	return out, found, nil
+}
+
+// Ping checks that Redis answers, for health checks.
+func (e *Engine) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	if err := e.client.Do(ctx, e.client.B().Ping().Build()).Error(); err != nil {
+		return e.unavailable("ping", err)
+	}
+	return nil
+}
