@@ -53,6 +53,9 @@ type Config struct {
 	MaxTimeout time.Duration
 	// DeliverTimeout bounds one Deliver call. Default 10s.
 	DeliverTimeout time.Duration
+	// CheckEndpoint, when set, vets every endpoint URL of a function at registration (the network
+	// guard); a refusal answers 400 endpoint_refused.
+	CheckEndpoint func(ctx context.Context, rawURL string) error
 	// Middleware, when set, wraps every route's handler.
 	Middleware Middleware
 	// Propagator reads the caller's trace context from request headers. Default: W3C trace
@@ -62,15 +65,16 @@ type Config struct {
 
 // API holds the function handlers. Create it with New, mount it with Register, stop it with Close.
 type API struct {
-	store    registry.Store
-	inv      *invoker.Invoker
-	deliver  DeliverFunc
-	log      *slog.Logger
-	prop     propagation.TextMapPropagator
-	maxBody  int
-	maxTO    time.Duration
-	deliverT time.Duration
-	mw       Middleware
+	store         registry.Store
+	inv           *invoker.Invoker
+	deliver       DeliverFunc
+	log           *slog.Logger
+	prop          propagation.TextMapPropagator
+	maxBody       int
+	maxTO         time.Duration
+	deliverT      time.Duration
+	mw            Middleware
+	checkEndpoint func(ctx context.Context, rawURL string) error
 
 	// async invocations: a slot per invocation in flight, a context they all derive from (canceled
 	// when Close runs out of patience), and a WaitGroup that Close waits on.
@@ -115,7 +119,8 @@ func New(cfg Config) (*API, error) {
 	return &API{
 		store: cfg.Store, inv: cfg.Invoker, deliver: cfg.Deliver, log: cfg.Logger, prop: cfg.Propagator,
 		maxBody: cfg.MaxBodyBytes, maxTO: cfg.MaxTimeout, deliverT: cfg.DeliverTimeout, mw: cfg.Middleware,
-		slots: make(chan struct{}, cfg.MaxAsync), base: base, cancel: cancel,
+		checkEndpoint: cfg.CheckEndpoint,
+		slots:         make(chan struct{}, cfg.MaxAsync), base: base, cancel: cancel,
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -52,6 +53,17 @@ func (a *API) createFunction(rc *fasthttp.RequestCtx) {
 	case err != nil:
 		httpjson.WriteError(rc, fasthttp.StatusBadRequest, "bad_json", err.Error())
 		return
+	}
+	if a.checkEndpoint != nil {
+		for _, target := range append(fn.Targets(), fn.HealthEndpoint) {
+			if target == "" || strings.HasPrefix(target, "/") {
+				continue
+			}
+			if err := a.checkEndpoint(rc, target); err != nil {
+				httpjson.WriteError(rc, fasthttp.StatusBadRequest, "endpoint_refused", "field endpoint: "+err.Error())
+				return
+			}
+		}
 	}
 	status := fasthttp.StatusOK
 	if _, err := a.store.Get(rc, fn.Name); errors.Is(err, registry.ErrNotFound) {
@@ -143,5 +155,9 @@ func notFound(rc *fasthttp.RequestCtx, name string) {
 
 func (a *API) storeError(rc *fasthttp.RequestCtx, op string, err error) {
 	a.log.Error("function registry failed", "op", op, "err", err)
-	httpjson.WriteError(rc, fasthttp.StatusInternalServerError, "registry_error", "function registry unavailable")
+	if errors.Is(err, registry.ErrUnavailable) {
+		httpjson.WriteError(rc, fasthttp.StatusServiceUnavailable, "state_unavailable", "function registry unavailable: "+err.Error())
+		return
+	}
+	httpjson.WriteError(rc, fasthttp.StatusInternalServerError, "registry_error", "function registry failed")
 }

@@ -281,6 +281,14 @@ func (s *Server) handleConnections(ctx *fasthttp.RequestCtx) {
 	if next != 0 {
 		body["next_after"] = next
 	}
+	if s.cfg.Directory != nil {
+		nodes, err := s.cfg.Directory.NodeCounts(ctx)
+		if err != nil {
+			body["nodes_error"] = err.Error()
+		} else {
+			body["nodes"] = nodes
+		}
+	}
 	httpjson.Write(ctx, fasthttp.StatusOK, body)
 }
 

@@ -45,6 +45,8 @@ type Config struct {
 	History           fanout.Config
 	TopicEngine       fanout.Engine // shared topics (Redis); nil keeps them on this node
 	ClientEngine      fanout.Engine // shared client streams (Redis); nil keeps them on this node
+	Directory         Directory     // which node holds which client, and every node's counts; nil: this node only
+	DirectoryInterval time.Duration // how often this node refreshes its directory entries; default 10s
 	Logger            *slog.Logger
 	Metrics           *metrics.Metrics // nil records nothing
 	AdminAuth         auth.AdminAuth   // admin and publish calls; zero value: open
@@ -68,6 +70,7 @@ func (c Config) withDefaults() Config {
 	def(&c.APIIdleTimeout, 60*time.Second)
 	def(&c.Retry, 3*time.Second)
 	def(&c.ShutdownRetryMax, 10*time.Second)
+	def(&c.DirectoryInterval, 10*time.Second)
 	if c.MaxHeadBytes <= 0 {
 		c.MaxHeadBytes = DefaultMaxHeadBytes
 	}
@@ -163,6 +166,9 @@ func New(cfg Config) (*Server, error) {
 		s.bg.Go(func() { (&writer{}).run(s.runq) })
 	}
 	s.bg.Go(s.tick)
+	if cfg.Directory != nil {
+		s.bg.Go(s.directoryLoop)
+	}
 	return s, nil
 }
 

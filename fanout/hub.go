@@ -67,6 +67,10 @@ type Subscription struct {
 	sub   Subscriber
 	slot  int       // index in node.subs, -1 once removed
 	held  *[]*Frame // while an engine's history is read: live frames held back until the replay is sent
+	// replayed holds the IDs just replayed from an engine's history: their live copies may still be on
+	// the way (the bus is slower than a history read) and are dropped. The first newer frame ends it,
+	// since the bus delivers in history order.
+	replayed map[string]struct{}
 }
 
 // Replay says what Subscribe sent before live events.
@@ -211,18 +215,29 @@ func (h *Hub) subscribeShared(key string, sub Subscriber, lastEventID string) (*
 		}
 		sub.Send(resetFrame(lastEventID, hist))
 	}
-	sent := make(map[string]struct{}, len(frames))
+	if len(frames) > 0 {
+		sc.replayed = make(map[string]struct{}, len(frames))
+	}
 	for _, f := range frames {
 		sub.Send(f)
-		sent[f.ID] = struct{}{}
+		sc.replayed[f.ID] = struct{}{}
 		r.Frames++
 	}
 	for _, f := range held {
-		if _, dup := sent[f.ID]; !dup {
-			sub.Send(f)
-		}
+		sc.sendLive(f)
 	}
 	return sc, r, nil
+}
+
+// sendLive sends a frame from the bus unless the replay already did. The caller holds the shard lock.
+func (sc *Subscription) sendLive(f *Frame) {
+	if sc.replayed != nil {
+		if _, dup := sc.replayed[f.ID]; dup {
+			return
+		}
+		sc.replayed = nil
+	}
+	sc.sub.Send(f)
 }
 
 // release sends nothing but ends holding: frames go straight to the subscriber from now on. The caller
@@ -243,7 +258,7 @@ func (h *Hub) deliver(key string, f *Frame) {
 				*sub.held = append(*sub.held, f)
 				continue
 			}
-			sub.sub.Send(f)
+			sub.sendLive(f)
 		}
 	}
 	s.mu.Unlock()

@@ -16,24 +16,26 @@ import (
 
 // functions is the function registry, the invoker and their API, wired to one edge.
 type functions struct {
-	store registry.Store
-	inv   *invoker.Invoker
-	api   *api.API
-	stop  context.CancelFunc
-	once  sync.Once
+	store  registry.Store
+	inv    *invoker.Invoker
+	policy *netguard.Policy
+	api    *api.API
+	stop   context.CancelFunc
+	once   sync.Once
 }
 
 // newFunctions builds the registry and the invoker. Function endpoints may reach only what the
 // FUNCTION_ALLOW policy allows, checked again at every connect so DNS cannot be rebound around it.
-func newFunctions(cfg *config, log *slog.Logger, m *metrics.Metrics) (*functions, error) {
+func newFunctions(cfg *config, log *slog.Logger, m *metrics.Metrics, store registry.Store) (*functions, error) {
 	policy, err := netguard.ParsePolicy(cfg.FunctionAllow, !cfg.secured())
 	if err != nil {
 		return nil, fmt.Errorf("FUNCTION_ALLOW: %w", err)
 	}
 	log.Info("function endpoints", "policy", policy.String())
 	return &functions{
-		store: &registry.MemoryStore{},
-		inv:   invoker.New(invoker.Config{DialTimeout: policy.DialTimeout, Metrics: m}),
+		store:  store,
+		inv:    invoker.New(invoker.Config{DialTimeout: policy.DialTimeout, Metrics: m}),
+		policy: policy,
 	}, nil
 }
 
@@ -47,8 +49,9 @@ func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error
 			_, err := srv.PublishToClient(clientID, event, data)
 			return err
 		},
-		Logger:       log,
-		MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger:        log,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		CheckEndpoint: f.policy.CheckURL,
 	})
 	if err != nil {
 		return err

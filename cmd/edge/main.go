@@ -46,6 +46,8 @@ type config struct {
 	MetricsToken      string
 	MaxStreamsPerIP   int
 	FunctionAllow     string
+	RedisAddr         string
+	RedisPassword     string
 	HealthInterval    time.Duration
 }
 
@@ -68,6 +70,8 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for admin, publish and invoke calls (empty: open)")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HS256 secret of stream tokens (empty: streams open)")
 	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bearer token for GET /metrics (empty: open)")
+	fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address, or several comma-separated for Redis Cluster (empty: one node, state in memory)")
+	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
 	fs.StringVar(&c.FunctionAllow, "function-allow", "", "hosts or CIDRs function endpoints may reach beyond the public internet (loopback is allowed while no secrets are set)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 10*time.Second, "period of function health checks")
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 1000, "streams one source address may hold (0: no bound; set 0 behind a load balancer)")
@@ -130,7 +134,12 @@ func run(ctx context.Context, args []string) error {
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
 
-	fns, err := newFunctions(&cfg, log, m)
+	st, err := newState(&cfg, log, m)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	fns, err := newFunctions(&cfg, log, m, st.store)
 	if err != nil {
 		return err
 	}
@@ -149,12 +158,16 @@ func run(ctx context.Context, args []string) error {
 		MetricsAuth:       auth.NewAdminAuth(cfg.MetricsToken),
 		StreamAuth:        auth.NewStreamAuth([]byte(cfg.TokenSecret)),
 		MaxStreamsPerIP:   cfg.MaxStreamsPerIP,
-		HealthExtra:       fns.health,
+		HealthExtra:       mergeHealth(fns.health, st.health),
+		TopicEngine:       st.topics,
+		ClientEngine:      st.clients,
+		Directory:         st.directory,
 		StatusExtra:       fns.status,
 	})
 	if err != nil {
 		return err
 	}
+	st.start(ctx, log)
 	if err := fns.mount(srv, &cfg, log); err != nil {
 		_ = srv.Shutdown(ctx)
 		return fmt.Errorf("functions: %w", err)
@@ -189,6 +202,19 @@ func run(ctx context.Context, args []string) error {
 	<-served
 	log.Info("stopped")
 	return nil
+}
+
+// mergeHealth joins the health reports of several parts.
+func mergeHealth(parts ...func(context.Context) map[string]any) func(context.Context) map[string]any {
+	return func(ctx context.Context) map[string]any {
+		out := map[string]any{}
+		for _, p := range parts {
+			for k, v := range p(ctx) {
+				out[k] = v
+			}
+		}
+		return out
+	}
 }
 
 // raiseFileLimit lifts the soft open-file limit to the hard one: every held stream is a file.

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sseedge/sseedge/internal/redistest"
+)
+
+// eachRedis runs fn against a single redis-server and a 3-master Redis Cluster, each started by the test.
+func eachRedis(t *testing.T, fn func(t *testing.T, redisAddr string, counts func(cmd string) int64)) {
+	t.Run("single", func(t *testing.T) {
+		r := redistest.StartSingle(t)
+		fn(t, r.Addr(), func(cmd string) int64 { return redistest.CommandCount(t, r.Addr(), cmd) })
+	})
+	t.Run("cluster", func(t *testing.T) {
+		c := redistest.StartCluster(t, 3)
+		fn(t, strings.Join(c.Addrs(), ","), func(cmd string) int64 {
+			var n int64
+			for _, a := range c.Addrs() {
+				n += redistest.CommandCount(t, a, cmd)
+			}
+			return n
+		})
+	})
+}
+
+// TestNodesShareState is issue 5's acceptance on real node processes: fan-out across nodes, functions
+// across nodes, registry reads from cache, and a node lost mid-stream.
+func TestNodesShareState(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Redis and several edge processes")
+	}
+	eachRedis(t, func(t *testing.T, redisAddr string, counts func(string) int64) {
+		nodes := []*edgeNode{
+			startNode(t, "node-a", "REDIS_ADDR="+redisAddr),
+			startNode(t, "node-b", "REDIS_ADDR="+redisAddr),
+			startNode(t, "node-c", "REDIS_ADDR="+redisAddr),
+		}
+		t.Run("fan-out across nodes", func(t *testing.T) {
+			var subs []*subscriber
+			for i := range 12 {
+				topic := []string{"/pets", "/pets/dogs"}[i%2]
+				subs = append(subs, subscribe(t, nodes[i%3].url+"/subscribe"+topic, ""))
+			}
+			const events = 30
+			for i := range events {
+				if code, out := request(t, "POST", nodes[i%3].url+"/publish/pets/dogs", fmt.Sprintf(`{"data":"%d"}`, i)); code != 200 {
+					t.Fatalf("publish on %s: %d %v", nodes[i%3].name, code, out)
+				}
+			}
+			for i, s := range subs {
+				for want := range events {
+					ev, ok := s.next(t)
+					if !ok || ev.Data != strconv.Itoa(want) {
+						t.Fatalf("subscriber %d on %s: event %d is %+v", i, nodes[i%3].name, want, ev)
+					}
+				}
+			}
+		})
+
+		t.Run("function across nodes", func(t *testing.T) {
+			fn := functionServer(t)
+			body := fmt.Sprintf(`{"name":"upper","endpoint":"%s/upper","timeout":5}`, fn.URL)
+			if code, out := request(t, "POST", nodes[0].url+"/admin/functions", body); code != 201 {
+				t.Fatalf("register on A: %d %v", code, out)
+			}
+			alice := subscribe(t, nodes[1].url+"/sse/alice", "")
+			if ev, _ := alice.next(t); ev.Type != "connected" {
+				t.Fatalf("alice on B: %+v", ev)
+			}
+			code, out := request(t, "POST", nodes[2].url+"/invoke/upper", `{"payload":{"text":"hi"},"client_id":"alice","async":true}`)
+			if code != 202 {
+				t.Fatalf("async invoke on C: %d %v", code, out)
+			}
+			ev, _ := alice.next(t)
+			if ev.Type != "function_response" || !strings.Contains(ev.Data, `"text":"HI"`) || !strings.Contains(ev.Data, out["invocation_id"].(string)) {
+				t.Fatalf("alice got %+v", ev)
+			}
+
+			// Steady state: 1,000 invokes make no registry read reach Redis.
+			request(t, "POST", nodes[2].url+"/invoke/upper", `{"payload":{"text":"warm"}}`)
+			before := counts("get")
+			for range 1000 {
+				if code, out := request(t, "POST", nodes[2].url+"/invoke/upper", `{"payload":{"text":"x"}}`); code != 200 {
+					t.Fatalf("invoke: %d %v", code, out)
+				}
+			}
+			if after := counts("get"); after != before {
+				t.Fatalf("1,000 invokes made %d registry reads reach Redis; want 0", after-before)
+			}
+
+			// An update on A is seen on C at once.
+			updated := fmt.Sprintf(`{"name":"upper","endpoint":"%s/upper","timeout":5,"description":"v2"}`, fn.URL)
+			request(t, "POST", nodes[0].url+"/admin/functions", updated)
+			changed := time.Now()
+			for {
+				_, got := request(t, "GET", nodes[2].url+"/admin/functions/upper", "")
+				if got["description"] == "v2" {
+					break
+				}
+				if time.Since(changed) > 100*time.Millisecond {
+					t.Fatalf("update on A not visible on C after %v", time.Since(changed))
+				}
+			}
+		})
+
+		t.Run("node loss", func(t *testing.T) {
+			victim := startNode(t, "node-d", "REDIS_ADDR="+redisAddr)
+			const n = 100
+			subs := make([]*subscriber, n)
+			for i := range subs {
+				subs[i] = subscribe(t, victim.url+"/subscribe/loss", "")
+			}
+			publish := func(i int) {
+				if code, out := request(t, "POST", nodes[0].url+"/publish/loss", fmt.Sprintf(`{"data":"%d"}`, i)); code != 200 {
+					t.Fatalf("publish %d: %d %v", i, code, out)
+				}
+			}
+			for i := range 10 {
+				publish(i)
+			}
+			lastIDs := make([]string, n)
+			for i, s := range subs {
+				for range 10 {
+					ev, _ := s.next(t)
+					lastIDs[i] = ev.LastEventID
+				}
+			}
+			victim.kill()
+			for i := 10; i < 20; i++ { // published while the clients are away
+				publish(i)
+			}
+			var wg sync.WaitGroup
+			errs := make(chan string, n)
+			for i, s := range subs {
+				wg.Go(func() {
+					if _, ok := s.next(t); ok {
+						errs <- "a stream on the killed node did not end"
+						return
+					}
+					again := subscribe(t, nodes[1+i%2].url+"/subscribe/loss", lastIDs[i])
+					for want := 10; want < 25; want++ {
+						ev, ok := again.next(t)
+						if !ok || ev.Data != strconv.Itoa(want) {
+							errs <- fmt.Sprintf("subscriber %d after reconnecting: event %d is %+v", i, want, ev)
+							return
+						}
+					}
+				})
+			}
+			for i := 20; i < 25; i++ { // live events after the reconnection
+				publish(i)
+			}
+			wg.Wait()
+			close(errs)
+			for e := range errs {
+				t.Fatal(e)
+			}
+		})
+	})
+}
+
+// TestRedisRestartKeepsStreams stops Redis under running nodes: held streams stay open with their
+// heartbeats, publishes fail fast with state_unavailable, and everything recovers by itself.
+func TestRedisRestartKeepsStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Redis and edge processes")
+	}
+	r := redistest.StartSingle(t)
+	a := startNode(t, "node-a", "REDIS_ADDR="+r.Addr())
+	b := startNode(t, "node-b", "REDIS_ADDR="+r.Addr())
+	s := subscribe(t, b.url+"/subscribe/weather", "")
+	request(t, "POST", a.url+"/publish/weather", `{"data":"sunny"}`)
+	if ev, _ := s.next(t); ev.Data != "sunny" {
+		t.Fatalf("before: %+v", ev)
+	}
+
+	r.Stop()
+	began := time.Now()
+	code, out := request(t, "POST", a.url+"/publish/weather", `{"data":"lost"}`)
+	if code != 503 || out["code"] != "state_unavailable" || time.Since(began) > 3*time.Second {
+		t.Fatalf("publish with Redis down: %d %v after %v; want a fast 503 state_unavailable", code, out, time.Since(began))
+	}
+	_, health := request(t, "GET", b.url+"/admin/health", "")
+	if !strings.Contains(fmt.Sprint(health["redis"]), "down") {
+		t.Fatalf("health with Redis down: %v", health)
+	}
+
+	r.Restart()
+	// Events published before a node has renewed its subscription are lost to live subscribers (a
+	// client would resume them with Last-Event-ID); publish until one arrives on the surviving stream.
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		if code, _ := request(t, "POST", a.url+"/publish/weather", fmt.Sprintf(`{"data":"back-%d"}`, i)); code == 200 {
+			select {
+			case ev, ok := <-s.events:
+				if !ok {
+					t.Fatal("the held stream ended while Redis was away")
+				}
+				if strings.HasPrefix(ev.Data, "back-") {
+					return
+				}
+			case <-time.After(500 * time.Millisecond):
+			}
+		} else {
+			time.Sleep(100 * time.Millisecond) // Redis's return has no event to wait on
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("publishing did not recover after Redis came back")
+		}
+	}
+}
