@@ -468,3 +468,40 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Error("still accepting after shutdown")
 	}
 }
+
+// TestLongStreamHeads: with netpoll's read buffer far smaller than a head (DefaultReadBufferSize), heads up
+// to MaxHeadBytes open streams, whether they arrive in one write or dribble in small pieces.
+func TestLongStreamHeads(t *testing.T) {
+	srv := start(t, edge.Config{})
+	for i, size := range []int{edge.DefaultReadBufferSize - 40, 3000, edge.DefaultMaxHeadBytes - 100} {
+		head := "GET /subscribe/long HTTP/1.1\r\nHost: x\r\nCookie: "
+		head += strings.Repeat("c", size-len(head)-4) + "\r\n\r\n"
+		for _, chunk := range []int{len(head), 100} {
+			c, err := net.Dial("tcp", srv.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for b := []byte(head); len(b) > 0; {
+				n := min(chunk, len(b))
+				if _, err := c.Write(b[:n]); err != nil {
+					t.Fatal(err)
+				}
+				b = b[n:]
+				if chunk < len(head) {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			r := bufio.NewReader(c)
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if err := readUntil(r, "retry: "); err != nil {
+				t.Fatalf("head of %d bytes in chunks of %d: %v", len(head), chunk, err)
+			}
+			want := fmt.Sprintf("long-%d-%d", i, chunk)
+			publish(t, srv, "/long", "", want)
+			if err := readUntil(r, "data: "+want); err != nil {
+				t.Fatalf("head of %d bytes in chunks of %d: %v", len(head), chunk, err)
+			}
+			c.Close()
+		}
+	}
+}

@@ -21,8 +21,13 @@ import (
 	"github.com/sseedge/sseedge/edge"
 )
 
-// TestMain starts netpoll's pollers once, so goroutine counts taken by tests see only their own.
+// TestMain configures netpoll as cmd/edge does (small read buffers, so every test also runs with heads
+// longer than one buffer) and starts its pollers once, so goroutine counts taken by tests see only their
+// own.
 func TestMain(m *testing.M) {
+	if err := edge.ConfigureNetpoll(0); err != nil {
+		panic(err)
+	}
 	srv, err := edge.New(edge.Config{Logger: quietLogger()})
 	if err != nil {
 		panic(err)

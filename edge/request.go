@@ -173,7 +173,7 @@ func (s *Server) corsHeaders(b []byte, origin string) []byte {
 	if origin == "" || !s.originAllowed(origin) {
 		return b
 	}
-	if len(s.cfg.CORSOrigins) == 1 && s.cfg.CORSOrigins[0] == "*" {
+	if s.corsAny() {
 		return append(b, "Access-Control-Allow-Origin: *\r\n"...)
 	}
 	b = append(b, "Access-Control-Allow-Origin: "...)
@@ -184,6 +184,20 @@ func (s *Server) corsHeaders(b []byte, origin string) []byte {
 // streamHead is the response head of a stream followed by its retry: hint. The body is delimited by
 // the connection's close, so frames go out as they are, with no chunk framing.
 func (s *Server) streamHead(origin string) *fanout.Frame {
+	// Most streams share one of two prebuilt heads (no Origin, or any origin under CORS "*"): frames are
+	// immutable, and a stream that connects costs no head of its own.
+	if origin == "" && s.sharedHeads[0] != nil {
+		return s.sharedHeads[0]
+	}
+	if s.corsAny() && s.sharedHeads[1] != nil {
+		return s.sharedHeads[1]
+	}
+	return s.buildStreamHead(origin)
+}
+
+func (s *Server) corsAny() bool { return len(s.cfg.CORSOrigins) == 1 && s.cfg.CORSOrigins[0] == "*" }
+
+func (s *Server) buildStreamHead(origin string) *fanout.Frame {
 	b := make([]byte, 0, 256)
 	b = append(b, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"...)
 	b = s.corsHeaders(b, origin)

@@ -103,6 +103,8 @@ type Server struct {
 	conns   registry
 	heads   headReaper
 	perIP   ipLimiter
+	// sharedHeads are the stream response heads without CORS headers and with the wildcard ones.
+	sharedHeads [2]*fanout.Frame
 
 	draining atomic.Bool
 	drained  chan struct{} // signalled when draining and the last stream is gone
@@ -136,6 +138,10 @@ func New(cfg Config) (*Server, error) {
 	s.conns.init()
 	s.heads.init()
 	s.perIP.max = cfg.MaxStreamsPerIP
+	s.sharedHeads[0] = s.buildStreamHead("")
+	if s.corsAny() {
+		s.sharedHeads[1] = s.buildStreamHead("*")
+	}
 	s.routes()
 	s.fast = &fasthttp.Server{
 		Handler:                       s.cors(s.guard(s.router.Handler)),
@@ -163,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 	s.loop = loop
 	workers := max(2, runtime.GOMAXPROCS(0))
 	for range workers {
-		s.bg.Go(func() { (&writer{}).run(s.runq) })
+		s.bg.Go(func() { (&writer{srv: s}).run(s.runq) })
 	}
 	s.bg.Go(s.tick)
 	if cfg.Directory != nil {
@@ -229,8 +235,11 @@ func (s *Server) goodbyeFrame() *fanout.Frame {
 	return &fanout.Frame{Bytes: fanout.AppendFrame(b, "", "shutdown", fmt.Appendf(nil, `{"reason":"node shutting down","retry_ms":%d}`, ms))}
 }
 
-// connState is what the edge knows of a connection before and after its first request head.
+// connState is what the edge knows of a connection before and after its first request head. It is also
+// the context netpoll keeps for the connection (one allocation instead of a context.WithValue and a
+// value: a held stream keeps it for its whole life).
 type connState struct {
+	context.Context
 	mode     atomic.Int32
 	deadline time.Time // the head must be complete by then
 }
@@ -241,22 +250,20 @@ const (
 	modeStream        // a held stream; input is discarded
 )
 
-type connStateKey struct{}
-
 func (s *Server) onConnect(ctx context.Context, conn netpoll.Connection) context.Context {
 	if s.draining.Load() {
 		conn.Close()
 		return ctx
 	}
-	st := &connState{deadline: time.Now().Add(s.cfg.HeadTimeout)}
+	st := &connState{Context: ctx, deadline: time.Now().Add(s.cfg.HeadTimeout)}
 	s.heads.add(conn, st.deadline)
-	return context.WithValue(ctx, connStateKey{}, st)
+	return st
 }
 
 // onRequest runs when a connection has input and no onRequest is running for it. The first request
 // decides the connection's fate: a stream request is parsed here and held; anything else goes to fasthttp.
 func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
-	st, _ := ctx.Value(connStateKey{}).(*connState)
+	st, _ := ctx.(*connState)
 	r := conn.Reader()
 	if st == nil || st.mode.Load() == modeStream {
 		_ = r.Skip(r.Len()) // a stream client has nothing more to say; netpoll re-calls us until input is consumed
@@ -365,7 +372,7 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 	st := &stream{
 		srv:    s,
 		conn:   conn,
-		fd:     fdConn.Fd(),
+		fd:     int32(fdConn.Fd()),
 		id:     s.nextID.Add(1),
 		kind:   req.kind,
 		key:    req.key,
@@ -374,7 +381,7 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 	}
 	_ = conn.SetReadTimeout(0)
 	if s.cfg.SendBufferBytes > 0 {
-		_ = syscall.SetsockoptInt(st.fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF, s.cfg.SendBufferBytes)
+		_ = syscall.SetsockoptInt(int(st.fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, s.cfg.SendBufferBytes)
 	}
 	s.conns.add(st)
 	s.open[st.kind].Add(1)

@@ -70,9 +70,7 @@ var errStreamClosed = errors.New("stream closed")
 type stream struct {
 	srv    *Server
 	conn   netpoll.Connection
-	fd     int
 	id     uint64
-	kind   streamKind
 	key    string            // client ID or canonical topic
 	meta   map[string]string // nil unless the client sent metadata
 	opened int64             // unix nanoseconds
@@ -81,18 +79,21 @@ type stream struct {
 	pending []*fanout.Frame // frames not yet written; the first from offset off
 	spare   []*fanout.Frame // recycled backing array for pending
 	off     int
-	queued  int  // bytes in pending not yet written
+	queued  int // bytes in pending not yet written
+	sub     *fanout.Subscription
+
+	wmu sync.Mutex // held around raw writes, so the fd cannot be closed and reused under one
+
+	fd      int32
+	cleaned atomic.Bool
+	kind    streamKind
+	// Guarded by mu (packed here, with the other small fields, to keep the struct in a smaller size class).
 	writing bool // a writer owns the socket; the stream is in the run queue or being written
 	closing bool // no more frames are accepted
 	finish  bool // close once pending is written (graceful shutdown)
-	reason  closeReason
-	sub     *fanout.Subscription
 	gone    bool // cleanup ran
-
-	wmu  sync.Mutex // held around raw writes, so the fd cannot be closed and reused under one
-	dead bool       // guarded by wmu
-
-	cleaned atomic.Bool
+	reason  closeReason
+	dead    bool // guarded by wmu
 }
 
 // Send queues frame. It never blocks or writes: it is called with hub locks held. A stream whose unsent
@@ -144,10 +145,11 @@ func (s *stream) sendLast(f *fanout.Frame) {
 }
 
 // flush writes what is queued without blocking. If the socket fills, the rest is left to drainBlocking
-// on a goroutine of the stream's own, so the calling writer moves on.
+// on a goroutine of the stream's own, so the calling writer moves on. It takes the stream's lock twice
+// per round (to take the queue, then to account for the write and look for more), never per frame.
 func (s *stream) flush(w *writer) {
+	s.mu.Lock()
 	for {
-		s.mu.Lock()
 		frames, off := s.pending, s.off
 		if len(frames) == 0 {
 			s.writing = false
@@ -161,30 +163,40 @@ func (s *stream) flush(w *writer) {
 		s.pending, s.spare, s.off = s.spare, nil, 0
 		s.mu.Unlock()
 
-		all := frames
+		all, oldest := frames, frames[0]
+		written, done := 0, 0
+		var err error
 		for len(frames) > 0 {
-			oldest := frames[0]
-			n, err := s.writeRaw(w, frames, off)
+			var n, d int
+			n, err = s.writeRaw(w, frames, off)
 			if n > 0 {
-				var done int
-				frames, off, done = advance(frames, off, n)
-				s.wrote(n, done, oldest)
+				frames, off, d = advance(frames, off, n)
+				written += n
+				done += d
 			}
-			if err == nil {
-				continue
+			if err != nil {
+				break
 			}
+		}
+		if written > 0 {
+			w.record(written, done, oldest)
+		}
+		s.mu.Lock()
+		s.queued -= written
+		if err != nil {
 			if isWouldBlock(err) {
-				s.requeueFront(frames, off)
+				s.pending = append(append(make([]*fanout.Frame, 0, len(frames)+len(s.pending)), frames...), s.pending...)
+				s.off = off
+				s.mu.Unlock()
 				go s.drainBlocking()
 			} else {
+				s.mu.Unlock()
 				s.close(reasonError)
 			}
 			return
 		}
 		clear(all)
-		s.mu.Lock()
 		s.spare = all[:0]
-		s.mu.Unlock()
 	}
 }
 
@@ -195,7 +207,7 @@ func (s *stream) writeRaw(w *writer, frames []*fanout.Frame, off int) (int, erro
 	if s.dead {
 		return 0, errStreamClosed
 	}
-	return w.writev(s.fd, frames, off)
+	return w.writev(int(s.fd), frames, off)
 }
 
 // drainBlocking writes through netpoll's writer, which waits for the socket to drain up to the write
@@ -244,26 +256,25 @@ func (s *stream) drainBlocking() {
 	}
 }
 
-// wrote accounts for n bytes written, completing done frames; oldest was the first frame of the write,
-// whose publish time gives the delivery latency.
+// wrote accounts for n bytes written by drainBlocking, completing done frames; oldest was the first
+// frame of the write, whose publish time gives the delivery latency.
 func (s *stream) wrote(n, done int, oldest *fanout.Frame) {
 	s.mu.Lock()
 	s.queued -= n
 	s.mu.Unlock()
 	s.srv.framesBytes.Add(uint64(n))
 	s.srv.framesSent.Add(uint64(done))
-	m := s.srv.cfg.Metrics
+	observeWrite(s.srv.cfg.Metrics, n, done, oldest)
+}
+
+func observeWrite(m *metrics.Metrics, n, done int, oldest *fanout.Frame) {
+	if m == nil {
+		return
+	}
 	m.FramesSent(done, n)
 	if !oldest.At.IsZero() {
 		m.ObserveDelivery(time.Since(oldest.At))
 	}
-}
-
-func (s *stream) requeueFront(rest []*fanout.Frame, off int) {
-	s.mu.Lock()
-	s.pending = append(append(make([]*fanout.Frame, 0, len(rest)+len(s.pending)), rest...), s.pending...)
-	s.off = off
-	s.mu.Unlock()
 }
 
 // advance drops the first n bytes of frames (the first from off) and says how many frames it finished.

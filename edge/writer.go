@@ -74,7 +74,10 @@ func (q *runQueue) close() {
 // writes; a stream whose socket is full is handed to a goroutine of its own (see stream.drainBlocking),
 // so a stalled client never delays any other.
 type writer struct {
-	iov []syscall.Iovec
+	iov    []syscall.Iovec
+	srv    *Server
+	bytes  uint64 // written since the last batch, added to the server's counter once per batch
+	frames uint64 // frames completed since the last batch, likewise
 }
 
 func (w *writer) run(q *runQueue) {
@@ -90,7 +93,20 @@ func (w *writer) run(q *runQueue) {
 			s.flush(w)
 			batch[i] = nil
 		}
+		if w.bytes > 0 {
+			w.srv.framesBytes.Add(w.bytes) // shared cache lines touched once per batch, not per write
+			w.srv.framesSent.Add(w.frames)
+			w.bytes, w.frames = 0, 0
+		}
 	}
+}
+
+// record accounts for n bytes written to one stream, completing done frames; oldest was the first frame
+// written, whose publish time gives the delivery latency.
+func (w *writer) record(n, done int, oldest *fanout.Frame) {
+	w.bytes += uint64(n)
+	w.frames += uint64(done)
+	observeWrite(w.srv.cfg.Metrics, n, done, oldest)
 }
 
 // writev writes frames, the first from offset off, to fd without blocking, and returns how many bytes

@@ -211,6 +211,61 @@ func BenchmarkPublish10k(b *testing.B) {
 		h.Publish("/bench", Event{Data: data})
 	}
 	b.ReportMetric(float64(b.N*len(subs))/b.Elapsed().Seconds(), "deliveries/s")
+	b.ReportMetric(float64(testing.AllocsPerRun(10, func() { h.Publish("/bench", Event{Data: data}) }))/float64(len(subs)), "allocs/delivery")
+}
+
+// BenchmarkPublishNested publishes to a leaf three levels deep with subscribers on every level, so each
+// event walks the ancestors (one shard lock for all of them).
+func BenchmarkPublishNested(b *testing.B) {
+	h := NewHub(Config{HistorySize: 100})
+	keys := []string{"/a", "/a/b", "/a/b/c"}
+	n := 0
+	for _, k := range keys {
+		for range 1000 {
+			h.Subscribe(k, &countSub{}, false, "")
+			n++
+		}
+	}
+	data := []byte(`{"t":1,"seq":1}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		h.Publish("/a/b/c", Event{Name: "tick", Data: data})
+	}
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// BenchmarkSubscribeUnsubscribe is the hub's share of opening and closing a stream.
+func BenchmarkSubscribeUnsubscribe(b *testing.B) {
+	h := NewHub(Config{HistorySize: 100})
+	for range 10000 {
+		h.Subscribe("/bench", &countSub{}, false, "")
+	}
+	sub := &countSub{}
+	b.ReportAllocs()
+	for b.Loop() {
+		sc, _ := h.Subscribe("/bench", sub, false, "")
+		h.Unsubscribe(sc)
+	}
+}
+
+// TestPublishAllocsPerDelivery: a publish allocates its frame once, whatever the number of subscribers,
+// so a delivered frame costs no allocation.
+func TestPublishAllocsPerDelivery(t *testing.T) {
+	allocs := func(subs int) float64 {
+		h := NewHub(Config{HistorySize: 100})
+		for range subs {
+			h.Subscribe("/bench", &countSub{}, false, "")
+		}
+		data := []byte(`{"t":1}`)
+		for range 200 { // fill the history ring, which grows once
+			h.Publish("/bench", Event{Data: data})
+		}
+		return testing.AllocsPerRun(100, func() { h.Publish("/bench", Event{Data: data}) })
+	}
+	one, many := allocs(1), allocs(10000)
+	if many > one {
+		t.Errorf("publish allocates %.1f times with 10000 subscribers, %.1f with one: want no allocation per delivery", many, one)
+	}
 }
 
 type countSub struct{ n int }
@@ -222,6 +277,15 @@ func BenchmarkAppendFrame(b *testing.B) {
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()
 	for range b.N {
+		buf = AppendFrame(buf[:0], "1795395407980-12345", "chat", data)
+	}
+}
+
+func BenchmarkAppendFrameMultiline(b *testing.B) {
+	data := []byte("line one\nline two\r\nline three\rline four")
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
 		buf = AppendFrame(buf[:0], "1795395407980-12345", "chat", data)
 	}
 }

@@ -62,7 +62,6 @@ type node struct {
 // Subscription is one subscriber's place in a stream; Unsubscribe removes it.
 type Subscription struct {
 	shard *shard
-	key   string
 	node  *node
 	sub   Subscriber
 	slot  int       // index in node.subs, -1 once removed
@@ -183,7 +182,7 @@ func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID str
 			r.Frames++
 		}
 	}
-	sc := &Subscription{shard: s, key: key, node: n, sub: sub, slot: len(n.subs)}
+	sc := &Subscription{shard: s, node: n, sub: sub, slot: len(n.subs)}
 	n.subs = append(n.subs, sc)
 	return sc, r
 }
@@ -195,7 +194,7 @@ func (h *Hub) subscribeShared(key string, sub Subscriber, lastEventID string) (*
 	s.mu.Lock()
 	n := s.node(key)
 	held := []*Frame{}
-	sc := &Subscription{shard: s, key: key, node: n, sub: sub, slot: len(n.subs), held: &held}
+	sc := &Subscription{shard: s, node: n, sub: sub, slot: len(n.subs), held: &held}
 	n.subs = append(n.subs, sc)
 	s.mu.Unlock()
 

@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cloudwego/netpoll"
 	"github.com/peterbourgon/ff/v3"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
@@ -40,6 +39,7 @@ type config struct {
 	MaxQueueBytes     int
 	MaxBodyBytes      int
 	ReadBufferSize    int
+	SendBuffer        int
 	LogLevel          string
 	AdminToken        string
 	TokenSecret       string
@@ -65,7 +65,8 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for streams to drain")
 	fs.IntVar(&c.MaxQueueBytes, "max-queue-bytes", 1<<20, "unsent bytes a stream may hold before it is cut off as a slow consumer")
 	fs.IntVar(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest API request body")
-	fs.IntVar(&c.ReadBufferSize, "read-buffer-size", 1024, "initial input buffer of a connection, in bytes (a held stream keeps it)")
+	fs.IntVar(&c.ReadBufferSize, "read-buffer-size", edge.DefaultReadBufferSize, "initial input buffer of a connection, in bytes (a held stream keeps it; longer request heads still work)")
+	fs.IntVar(&c.SendBuffer, "send-buffer", 0, "SO_SNDBUF of stream sockets in bytes, kernel memory per stream (0: the kernel's autotuning)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for admin, publish and invoke calls (empty: open)")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HS256 secret of stream tokens (empty: streams open)")
@@ -118,9 +119,9 @@ func run(ctx context.Context, args []string) error {
 	} else {
 		log.Info("open-file limit", "soft", n)
 	}
-	// Netpoll reads this global when it creates a connection; set it before the first one.
-	if err := netpoll.Configure(netpoll.Config{BufferSize: cfg.ReadBufferSize}); err != nil {
-		return fmt.Errorf("netpoll: %w", err)
+	// Netpoll reads these globals when it creates a connection; set them before the first one.
+	if err := edge.ConfigureNetpoll(cfg.ReadBufferSize); err != nil {
+		return err
 	}
 
 	shutdownTracing, err := metrics.SetupTracing(ctx, "sseedge", cfg.NodeID)
@@ -150,6 +151,7 @@ func run(ctx context.Context, args []string) error {
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxQueueBytes:     cfg.MaxQueueBytes,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
+		SendBufferBytes:   cfg.SendBuffer,
 		CORSOrigins:       splitList(cfg.CORSOrigins),
 		History:           fanout.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL},
 		Logger:            log,
