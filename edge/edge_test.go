@@ -2,6 +2,7 @@ package edge_test
 
 import (
 	"bufio"
+	"context"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -503,5 +504,49 @@ func TestLongStreamHeads(t *testing.T) {
 			}
 			c.Close()
 		}
+	}
+}
+
+// TestShutdownWithStalledStream shuts down while a client that never reads still has bytes queued: the
+// drain deadline passes, and Shutdown must still close everything and return.
+func TestShutdownWithStalledStream(t *testing.T) {
+	leakCheck(t)
+	srv, err := edge.New(edge.Config{Logger: quietLogger(), SendBufferBytes: 4096, WriteTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	addr := ln.Addr().String()
+	d := net.Dialer{Control: func(_, _ string, rc syscallRawConn) error { return setRcvBuf(rc, 4096) }}
+	stalled, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	fmt.Fprintf(stalled, "GET /subscribe/stall HTTP/1.1\r\nHost: x\r\n\r\n")
+	eventually(t, "the stream", func() bool { return srv.Stats().TopicStreams == 1 })
+	ts := &testServer{Server: srv, addr: addr, url: "http://" + addr}
+	big := strings.Repeat("x", 8000)
+	for range 40 { // far more than the socket buffers hold
+		publish(t, ts, "/stall", "", big)
+	}
+	http.DefaultClient.CloseIdleConnections()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	returned := make(chan error, 1)
+	go func() { returned <- srv.Shutdown(ctx) }()
+	select {
+	case err := <-returned:
+		if err == nil {
+			t.Fatal("Shutdown reported a full drain with a stalled stream")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown hung with a stalled stream")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -46,7 +46,8 @@ func (r *registry) remove(st *stream) {
 
 func (r *registry) len() int { return int(r.n.Load()) }
 
-// each calls fn for every stream, holding one shard's lock at a time; fn must not call remove.
+// each calls fn for every stream, holding one shard's lock at a time. fn must not close a stream (netpoll
+// runs the cleanup, which calls remove, in Close): walk a snapshot for that.
 func (r *registry) each(fn func(*stream)) {
 	for i := range r.shards {
 		sh := &r.shards[i]

@@ -203,7 +203,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.draining.Swap(true) {
 		return errors.New("edge: already shut down")
 	}
-	s.conns.each(func(st *stream) { st.sendLast(s.goodbyeFrame()) })
+	// Walk a snapshot: closing a stream runs its cleanup, which takes the registry's locks.
+	for _, st := range s.conns.snapshot() {
+		st.sendLast(s.goodbyeFrame())
+	}
 	var drainErr error
 	if s.conns.len() > 0 {
 		select {
@@ -219,7 +222,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	_ = s.loop.Shutdown(closeCtx) // closes the listener and whatever connection is left
-	s.conns.each(func(st *stream) { st.close(reasonShutdown) })
+	for _, st := range s.conns.snapshot() {
+		st.close(reasonShutdown)
+	}
 	s.heads.closeAll()
 	s.runq.close()
 	s.bg.Wait()
