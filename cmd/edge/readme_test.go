@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -97,6 +98,50 @@ func TestReadmeQuickStart(t *testing.T) {
 	}
 	if c := output("curl -s 'localhost:8080/admin/connections?kind=topic&limit=10'"); !strings.Contains(c, `"topic":"/pets"`) {
 		t.Fatalf("connections %s", c)
+	}
+
+	// The functions walkthrough: the sample function, registered, invoked sync and async.
+	fnPort := freePort(t)
+	fnBin := filepath.Join(t.TempDir(), "functions")
+	if out, err := exec.Command("go", "build", "-o", fnBin, "../../examples/functions").CombinedOutput(); err != nil {
+		t.Fatalf("build the sample function: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(readme), "go run ./examples/functions -addr 127.0.0.1:9000") {
+		t.Fatal("the README no longer starts the sample function as the test does")
+	}
+	fn := exec.CommandContext(ctx, fnBin, "-addr", "127.0.0.1:"+fnPort)
+	if err := fn.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fn.Process.Kill(); fn.Wait() })
+	withFn := func(cmd string) string { return strings.ReplaceAll(cmd, "127.0.0.1:9000", "127.0.0.1:"+fnPort) }
+	register := `curl -s -X POST localhost:8080/admin/functions -d '{"name":"upper","endpoint":"http://127.0.0.1:9000/upper","timeout":5}'`
+	if !strings.Contains(string(readme), register) {
+		t.Fatalf("the README no longer shows %q", register)
+	}
+	for { // the sample function may still be starting: registration does not wait for it, invoking does
+		out, err := exec.CommandContext(ctx, "bash", "-c", strings.ReplaceAll(withFn(register), "localhost:8080", "localhost:"+port)).Output()
+		if err != nil || !strings.Contains(string(out), `"name":"upper"`) {
+			t.Fatalf("register: %s %v", out, err)
+		}
+		if c, err := net.Dial("tcp", "127.0.0.1:"+fnPort); err == nil {
+			c.Close()
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // the sample function's listener has no event to wait on
+	}
+	aliceFn := stream("curl -sN localhost:8080/sse/alice")
+	expectLines(t, aliceFn, "", "event: connected")
+	if out := output(`curl -s -X POST localhost:8080/invoke/upper -d '{"payload":{"text":"hello"}}'`); strings.TrimSpace(out) != `{"text":"HELLO"}` {
+		t.Fatalf("sync invoke: %q", out)
+	}
+	accepted := output(`curl -s -X POST localhost:8080/invoke/upper -d '{"payload":{"text":"hello async"},"client_id":"alice","async":true}'`)
+	if !strings.Contains(accepted, `"invocation_id"`) {
+		t.Fatalf("async invoke: %q", accepted)
+	}
+	waitLine(t, aliceFn, "event: function_response")
+	if line := nextLine(t, aliceFn); !strings.Contains(line, `"result":{"text":"HELLO ASYNC"}`) || !strings.Contains(line, `"status":"ok"`) {
+		t.Fatalf("function_response %q", line)
 	}
 
 	// SIGTERM: streams get the shutdown event, the node exits cleanly.
