@@ -11,20 +11,43 @@ import (
 	"github.com/sseedge/sseedge/internal/redistest"
 )
 
+// redisUnderTest is a Redis the test started: its address for REDIS_ADDR, a command counter summed over
+// its servers, and a way to take all of it away and bring it back.
+type redisUnderTest struct {
+	addr    string
+	counts  func(cmd string) int64
+	stop    func()
+	restart func()
+}
+
 // eachRedis runs fn against a single redis-server and a 3-master Redis Cluster, each started by the test.
-func eachRedis(t *testing.T, fn func(t *testing.T, redisAddr string, counts func(cmd string) int64)) {
+func eachRedis(t *testing.T, fn func(t *testing.T, r redisUnderTest)) {
 	t.Run("single", func(t *testing.T) {
 		r := redistest.StartSingle(t)
-		fn(t, r.Addr(), func(cmd string) int64 { return redistest.CommandCount(t, r.Addr(), cmd) })
+		fn(t, redisUnderTest{addr: r.Addr(), counts: func(cmd string) int64 { return redistest.CommandCount(t, r.Addr(), cmd) },
+			stop: r.Stop, restart: r.Restart})
 	})
 	t.Run("cluster", func(t *testing.T) {
 		c := redistest.StartCluster(t, 3)
-		fn(t, strings.Join(c.Addrs(), ","), func(cmd string) int64 {
-			var n int64
-			for _, a := range c.Addrs() {
-				n += redistest.CommandCount(t, a, cmd)
-			}
-			return n
+		fn(t, redisUnderTest{
+			addr: strings.Join(c.Addrs(), ","),
+			counts: func(cmd string) int64 {
+				var n int64
+				for _, a := range c.Addrs() {
+					n += redistest.CommandCount(t, a, cmd)
+				}
+				return n
+			},
+			stop: func() {
+				for _, n := range c.Nodes() {
+					n.Stop()
+				}
+			},
+			restart: func() {
+				for _, n := range c.Nodes() {
+					n.Restart()
+				}
+			},
 		})
 	})
 }
@@ -35,7 +58,8 @@ func TestNodesShareState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Redis and several edge processes")
 	}
-	eachRedis(t, func(t *testing.T, redisAddr string, counts func(string) int64) {
+	eachRedis(t, func(t *testing.T, r redisUnderTest) {
+		redisAddr, counts := r.addr, r.counts
 		nodes := []*edgeNode{
 			startNode(t, "node-a", "REDIS_ADDR="+redisAddr),
 			startNode(t, "node-b", "REDIS_ADDR="+redisAddr),
@@ -82,7 +106,13 @@ func TestNodesShareState(t *testing.T) {
 				t.Fatalf("alice got %+v", ev)
 			}
 
-			// Steady state: 1,000 invokes make no registry read reach Redis.
+			// Steady state: 1,000 invokes make no registry read reach Redis. The first invoke on a node
+			// that has not read the function yet does read it, which shows the count is the right one.
+			cold := counts("get")
+			request(t, "POST", nodes[1].url+"/invoke/upper", `{"payload":{"text":"warm"}}`)
+			if counts("get") == cold {
+				t.Fatal("a cold registry read did not show as a GET: the steady-state check below would prove nothing")
+			}
 			request(t, "POST", nodes[2].url+"/invoke/upper", `{"payload":{"text":"warm"}}`)
 			before := counts("get")
 			for range 1000 {
@@ -171,47 +201,48 @@ func TestRedisRestartKeepsStreams(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Redis and edge processes")
 	}
-	r := redistest.StartSingle(t)
-	a := startNode(t, "node-a", "REDIS_ADDR="+r.Addr())
-	b := startNode(t, "node-b", "REDIS_ADDR="+r.Addr())
-	s := subscribe(t, b.url+"/subscribe/weather", "")
-	request(t, "POST", a.url+"/publish/weather", `{"data":"sunny"}`)
-	if ev, _ := s.next(t); ev.Data != "sunny" {
-		t.Fatalf("before: %+v", ev)
-	}
+	eachRedis(t, func(t *testing.T, r redisUnderTest) {
+		a := startNode(t, "node-a", "REDIS_ADDR="+r.addr)
+		b := startNode(t, "node-b", "REDIS_ADDR="+r.addr)
+		s := subscribe(t, b.url+"/subscribe/weather", "")
+		request(t, "POST", a.url+"/publish/weather", `{"data":"sunny"}`)
+		if ev, _ := s.next(t); ev.Data != "sunny" {
+			t.Fatalf("before: %+v", ev)
+		}
 
-	r.Stop()
-	began := time.Now()
-	code, out := request(t, "POST", a.url+"/publish/weather", `{"data":"lost"}`)
-	if code != 503 || out["code"] != "state_unavailable" || time.Since(began) > 3*time.Second {
-		t.Fatalf("publish with Redis down: %d %v after %v; want a fast 503 state_unavailable", code, out, time.Since(began))
-	}
-	_, health := request(t, "GET", b.url+"/admin/health", "")
-	if !strings.Contains(fmt.Sprint(health["redis"]), "down") {
-		t.Fatalf("health with Redis down: %v", health)
-	}
+		r.stop()
+		began := time.Now()
+		code, out := request(t, "POST", a.url+"/publish/weather", `{"data":"lost"}`)
+		if code != 503 || out["code"] != "state_unavailable" || time.Since(began) > 3*time.Second {
+			t.Fatalf("publish with Redis down: %d %v after %v; want a fast 503 state_unavailable", code, out, time.Since(began))
+		}
+		_, health := request(t, "GET", b.url+"/admin/health", "")
+		if !strings.Contains(fmt.Sprint(health["redis"]), "down") {
+			t.Fatalf("health with Redis down: %v", health)
+		}
 
-	r.Restart()
-	// Events published before a node has renewed its subscription are lost to live subscribers (a
-	// client would resume them with Last-Event-ID); publish until one arrives on the surviving stream.
-	deadline := time.Now().Add(30 * time.Second)
-	for i := 0; ; i++ {
-		if code, _ := request(t, "POST", a.url+"/publish/weather", fmt.Sprintf(`{"data":"back-%d"}`, i)); code == 200 {
-			select {
-			case ev, ok := <-s.events:
-				if !ok {
-					t.Fatal("the held stream ended while Redis was away")
+		r.restart()
+		// Events published before a node has renewed its subscription are lost to live subscribers (a
+		// client would resume them with Last-Event-ID); publish until one arrives on the surviving stream.
+		deadline := time.Now().Add(30 * time.Second)
+		for i := 0; ; i++ {
+			if code, _ := request(t, "POST", a.url+"/publish/weather", fmt.Sprintf(`{"data":"back-%d"}`, i)); code == 200 {
+				select {
+				case ev, ok := <-s.events:
+					if !ok {
+						t.Fatal("the held stream ended while Redis was away")
+					}
+					if strings.HasPrefix(ev.Data, "back-") {
+						return
+					}
+				case <-time.After(500 * time.Millisecond):
 				}
-				if strings.HasPrefix(ev.Data, "back-") {
-					return
-				}
-			case <-time.After(500 * time.Millisecond):
+			} else {
+				time.Sleep(100 * time.Millisecond) // Redis's return has no event to wait on
 			}
-		} else {
-			time.Sleep(100 * time.Millisecond) // Redis's return has no event to wait on
+			if time.Now().After(deadline) {
+				t.Fatal("publishing did not recover after Redis came back")
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("publishing did not recover after Redis came back")
-		}
-	}
+	})
 }
