@@ -14,6 +14,7 @@ import (
 
 	"github.com/sseedge/sseedge/internal/httpjson"
 	"github.com/sseedge/sseedge/invoker"
+	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/registry"
 )
 
@@ -82,7 +83,7 @@ func (a *API) invoke(rc *fasthttp.RequestCtx) {
 		a.invokeAsync(rc, fn, req)
 		return
 	}
-	ctx := a.prop.Extract(rc, invoker.HeaderCarrier{Header: &rc.Request.Header})
+	ctx := a.prop.Extract(rc, metrics.RequestHeaderCarrier{Header: &rc.Request.Header})
 	res, err := a.inv.Invoke(ctx, fn, req)
 	if err != nil {
 		var ie *invoker.Error
@@ -165,7 +166,7 @@ func (a *API) invokeAsync(rc *fasthttp.RequestCtx, fn registry.Function, req inv
 		return
 	}
 	// Detached from the request (it outlives it) but carrying the caller's trace.
-	ctx := a.prop.Extract(a.base, invoker.HeaderCarrier{Header: &rc.Request.Header})
+	ctx := a.prop.Extract(a.base, metrics.RequestHeaderCarrier{Header: &rc.Request.Header})
 	go a.runAsync(ctx, fn, req)
 	httpjson.Write(rc, fasthttp.StatusAccepted, InvokeAccepted{InvocationID: req.InvocationID})
 }

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -10,9 +11,14 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/internal/httpjson"
+	"github.com/sseedge/sseedge/metrics"
 )
 
 // routes registers the edge's own endpoints. Stream paths are here too, for stream requests that arrive
@@ -143,30 +149,51 @@ func (s *Server) handleClientEvent(ctx *fasthttp.RequestCtx) {
 	s.publish(ctx, s.clients, id)
 }
 
+// publish answers POST /publish/{topic} (hub s.topics) and POST /clients/{id}/events (s.clients) under
+// a "publish" span that continues the caller's trace (W3C traceparent) and reaches the engine, so
+// a shared publish's Redis call and its delivery on every node join that trace.
 func (s *Server) publish(ctx *fasthttp.RequestCtx, hub *fanout.Hub, key string) {
+	kind, keyAttr := "topic", "sseedge.topic"
+	if hub == s.clients {
+		kind, keyAttr = "client", "sseedge.client_id"
+	}
+	// Not the RequestCtx as parent: its Done channel is not a context package one, so every timeout
+	// derived from it below would cost a goroutine.
+	tctx := otel.GetTextMapPropagator().Extract(context.Background(), metrics.RequestHeaderCarrier{Header: &ctx.Request.Header})
+	tctx, span := otel.Tracer("sseedge/edge").Start(tctx, "publish", trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("sseedge.stream", kind), attribute.String(keyAttr, key)))
+	defer span.End()
+	fail := func(status int, code, msg string) {
+		span.SetStatus(codes.Error, msg)
+		span.SetAttributes(attribute.String("error.type", code), attribute.Int("http.response.status_code", status))
+		s.fail(ctx, status, code, msg)
+	}
+
 	if s.draining.Load() {
-		s.fail(ctx, fasthttp.StatusServiceUnavailable, "draining", "node is shutting down")
+		fail(fasthttp.StatusServiceUnavailable, "draining", "node is shutting down")
 		return
 	}
 	ev, aerr := decodeEvent(ctx.PostBody())
 	if aerr != nil {
-		s.fail(ctx, aerr.status, aerr.code, aerr.msg)
+		fail(aerr.status, aerr.code, aerr.msg)
 		return
 	}
-	id, delivered, err := hub.Publish(key, ev)
+	id, delivered, err := hub.Publish(tctx, key, ev)
 	if errors.Is(err, fanout.ErrUnavailable) {
-		s.fail(ctx, fasthttp.StatusServiceUnavailable, "state_unavailable", err.Error())
+		fail(fasthttp.StatusServiceUnavailable, "state_unavailable", err.Error())
 		return
 	}
 	if err != nil {
-		s.fail(ctx, fasthttp.StatusBadRequest, "bad_event", err.Error())
+		fail(fasthttp.StatusBadRequest, "bad_event", err.Error())
 		return
 	}
 	s.cfg.Metrics.EventPublished()
 	s.published.Add(1)
+	span.SetAttributes(attribute.String("sseedge.event_id", id))
 	body := map[string]any{"id": id}
 	if delivered >= 0 { // known only when the node is alone
 		body["delivered"] = delivered
+		span.SetAttributes(attribute.Int("sseedge.delivered", delivered))
 	}
 	httpjson.Write(ctx, fasthttp.StatusOK, body)
 }
@@ -177,7 +204,7 @@ func (s *Server) PublishToClient(clientID, event string, data []byte) (string, e
 	if !validClientID(clientID) {
 		return "", errors.New("edge: bad client ID")
 	}
-	id, _, err := s.clients.Publish(clientID, fanout.Event{Name: event, Data: data})
+	id, _, err := s.clients.Publish(context.Background(), clientID, fanout.Event{Name: event, Data: data})
 	if err == nil {
 		s.cfg.Metrics.EventPublished()
 		s.published.Add(1)

@@ -69,7 +69,7 @@ var benchData = []byte(`{"t":1,"seq":1}`)
 func (e *benchEdge) publish(tb testing.TB) {
 	frameLen := uint64(len(fanout.AppendFrame(nil, "1", "", benchData)))
 	want := e.framesBytes.Load() + frameLen*uint64(len(e.streams))
-	if _, n, err := e.topics.Publish("/bench", fanout.Event{ID: "1", Data: benchData}); err != nil || n != len(e.streams) {
+	if _, n, err := e.topics.Publish(context.Background(), "/bench", fanout.Event{ID: "1", Data: benchData}); err != nil || n != len(e.streams) {
 		tb.Fatalf("publish: %d subscribers, %v", n, err)
 	}
 	e.waitWritten(tb, want)

@@ -130,7 +130,7 @@ func TestHubHierarchy(t *testing.T) {
 	h.Subscribe("/pets", pets, false, "")
 	h.Subscribe("/pets/dogs", dogs, false, "")
 	h.Subscribe("/pets/cats", cats, false, "")
-	_, n, err := h.Publish("/pets/dogs", Event{Name: "bark", Data: []byte("woof")})
+	_, n, err := h.Publish(t.Context(), "/pets/dogs", Event{Name: "bark", Data: []byte("woof")})
 	if err != nil || n != 2 {
 		t.Fatalf("publish: delivered %d, %v; want 2", n, err)
 	}
@@ -146,7 +146,7 @@ func TestHubResume(t *testing.T) {
 	h := NewHub(Config{HistorySize: 10})
 	var ids []string
 	for i := range 15 {
-		id, _, _ := h.Publish("/a/b", Event{Data: fmt.Appendf(nil, "%d", i)})
+		id, _, _ := h.Publish(t.Context(), "/a/b", Event{Data: fmt.Appendf(nil, "%d", i)})
 		ids = append(ids, id)
 	}
 	// Resume on the ancestor from a retained ID: exactly the later events, in order.
@@ -178,10 +178,10 @@ func TestHubUnsubscribeAndSweep(t *testing.T) {
 	h.Subscribe("/t", b, false, "")
 	h.Unsubscribe(sa)
 	h.Unsubscribe(sa) // idempotent
-	if _, n, _ := h.Publish("/t", Event{Data: []byte("x")}); n != 1 || len(a.frames) != 0 {
+	if _, n, _ := h.Publish(t.Context(), "/t", Event{Data: []byte("x")}); n != 1 || len(a.frames) != 0 {
 		t.Fatalf("after unsubscribe: delivered %d, a got %d", n, len(a.frames))
 	}
-	h.Publish("/gone", Event{Data: []byte("x")})
+	h.Publish(t.Context(), "/gone", Event{Data: []byte("x")})
 	h.Sweep(time.Now().Add(2 * time.Minute))
 	if got := h.Streams(); got != 1 { // "/t" stays: it has a subscriber
 		t.Fatalf("streams after sweep = %d; want 1", got)
@@ -191,7 +191,7 @@ func TestHubUnsubscribeAndSweep(t *testing.T) {
 func TestPublishRejectsInjection(t *testing.T) {
 	h := NewHub(Config{})
 	for _, ev := range []Event{{Name: "a\nid: 9", Data: []byte("x")}, {ID: "1\r2", Data: []byte("x")}, {ID: "a\x00", Data: []byte("x")}} {
-		if _, _, err := h.Publish("/t", ev); !errors.Is(err, ErrBadEvent) {
+		if _, _, err := h.Publish(t.Context(), "/t", ev); !errors.Is(err, ErrBadEvent) {
 			t.Errorf("Publish(%+v) err = %v; want ErrBadEvent", ev, err)
 		}
 	}
@@ -208,10 +208,10 @@ func BenchmarkPublish10k(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		h.Publish("/bench", Event{Data: data})
+		h.Publish(b.Context(), "/bench", Event{Data: data})
 	}
 	b.ReportMetric(float64(b.N*len(subs))/b.Elapsed().Seconds(), "deliveries/s")
-	b.ReportMetric(float64(testing.AllocsPerRun(10, func() { h.Publish("/bench", Event{Data: data}) }))/float64(len(subs)), "allocs/delivery")
+	b.ReportMetric(float64(testing.AllocsPerRun(10, func() { h.Publish(b.Context(), "/bench", Event{Data: data}) }))/float64(len(subs)), "allocs/delivery")
 }
 
 // BenchmarkPublishNested publishes to a leaf three levels deep with subscribers on every level, so each
@@ -229,7 +229,7 @@ func BenchmarkPublishNested(b *testing.B) {
 	data := []byte(`{"t":1,"seq":1}`)
 	b.ReportAllocs()
 	for b.Loop() {
-		h.Publish("/a/b/c", Event{Name: "tick", Data: data})
+		h.Publish(b.Context(), "/a/b/c", Event{Name: "tick", Data: data})
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
 }
@@ -258,9 +258,9 @@ func TestPublishAllocsPerDelivery(t *testing.T) {
 		}
 		data := []byte(`{"t":1}`)
 		for range 200 { // fill the history ring, which grows once
-			h.Publish("/bench", Event{Data: data})
+			h.Publish(t.Context(), "/bench", Event{Data: data})
 		}
-		return testing.AllocsPerRun(100, func() { h.Publish("/bench", Event{Data: data}) })
+		return testing.AllocsPerRun(100, func() { h.Publish(t.Context(), "/bench", Event{Data: data}) })
 	}
 	one, many := allocs(1), allocs(10000)
 	if many > one {

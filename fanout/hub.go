@@ -106,7 +106,8 @@ type Event struct {
 // Publish encodes ev once, keeps it in the history of key and of each ancestor, and queues it to their
 // subscribers. It returns the event's ID and how many subscribers it was queued to. With an engine the
 // event goes through it to every node (this one included), and delivered is -1: it is not known here.
-func (h *Hub) Publish(key string, ev Event) (id string, delivered int, err error) {
+// ctx bounds the engine's call and carries the publisher's trace to it.
+func (h *Hub) Publish(ctx context.Context, key string, ev Event) (id string, delivered int, err error) {
 	if err := ValidateField("event", ev.Name, MaxEventNameLen); err != nil {
 		return "", 0, err
 	}
@@ -114,7 +115,7 @@ func (h *Hub) Publish(key string, ev Event) (id string, delivered int, err error
 		return "", 0, err
 	}
 	if h.cfg.Engine != nil {
-		id, err := h.cfg.Engine.Publish(context.Background(), key, ev)
+		id, err := h.cfg.Engine.Publish(ctx, key, ev)
 		return id, -1, err
 	}
 	return h.PublishLocal(key, ev)

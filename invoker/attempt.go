@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/registry"
 )
 
@@ -64,7 +65,7 @@ func (inv *Invoker) attempt(ctx context.Context, iv *invocation, ep *endpointSta
 	if iv.req.ClientID != "" {
 		req.Header.Set("X-Client-Id", iv.req.ClientID)
 	}
-	inv.prop.Inject(ctx, HeaderCarrier{Header: &req.Header})
+	inv.prop.Inject(ctx, metrics.RequestHeaderCarrier{Header: &req.Header})
 	req.SetBodyRaw(iv.req.Payload)
 
 	err := inv.client.DoDeadline(req, resp, deadline)

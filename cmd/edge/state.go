@@ -35,7 +35,7 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	eng := redisengine.New(client, redisengine.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: log})
+	eng := redisengine.New(client, redisengine.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: log, Metrics: m})
 	store := registry.NewRedisStore(client, "sseedge", registry.WithOnCacheHit(func(hit bool) {
 		if hit {
 			m.RedisCacheHit()

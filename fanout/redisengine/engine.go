@@ -7,6 +7,11 @@
 // so on every node events arrive in the order of their IDs. Every node subscribes to every partition's
 // channel and delivers what it has local subscribers for; the publishing node too, so each node
 // delivers each event once.
+//
+// Tracing: each Redis call is a client span ("redis publish", "redis history") under the caller's
+// span, and a publish carries its W3C traceparent on the bus, so the "deliver" span each node starts
+// when the event arrives belongs to the publisher's trace. With tracing off the spans are no-ops and
+// the traceparent is only sent when the publisher has a sampled trace.
 package redisengine
 
 import (
@@ -21,9 +26,18 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/metrics"
 )
+
+// TracerName is the instrumentation scope of the engine's spans.
+const TracerName = "sseedge/redisengine"
 
 // Config configures an Engine; the zero value gives the defaults.
 type Config struct {
@@ -33,6 +47,9 @@ type Config struct {
 	HistoryTTL  time.Duration // default 5m
 	Timeout     time.Duration // bound on every Redis call; default 1s
 	Logger      *slog.Logger
+	Metrics     *metrics.Metrics // observes each Redis call's round trip; nil observes nothing
+	// TracerProvider makes the engine's spans. Default: otel's global provider (no-op until set).
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -58,15 +75,25 @@ func (c Config) withDefaults() Config {
 }
 
 // publishScript appends to a root's history and publishes on its partition's channel in one step.
-// KEYS: history stream, channel (same slot). ARGV: maxlen, minid, ttl ms, then the message head
-// ("ns\nkey\n") and the event's name, user ID and data.
+// KEYS: history stream, channel (same slot). ARGV: maxlen, minid, ttl ms, namespace, key, and the
+// event's name, user ID and data, then the publisher's traceparent ("" when it has no trace).
+//
+// The bus message is "ns\nkey\nid\nname\nuserID\ndata", preceded by "\x01traceparent\n" when a
+// traceparent is given (see receive).
 var publishScript = rueidis.NewLuaScript(`
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'k', ARGV[5], 'e', ARGV[6], 'u', ARGV[7], 'd', ARGV[8])
 redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('SPUBLISH', KEYS[2], ARGV[4] .. '\n' .. ARGV[5] .. '\n' .. id .. '\n' .. ARGV[6] .. '\n' .. ARGV[7] .. '\n' .. ARGV[8])
+local msg = ARGV[4] .. '\n' .. ARGV[5] .. '\n' .. id .. '\n' .. ARGV[6] .. '\n' .. ARGV[7] .. '\n' .. ARGV[8]
+if ARGV[9] ~= nil and ARGV[9] ~= '' then
+  msg = '\1' .. ARGV[9] .. '\n' .. msg
+end
+redis.call('SPUBLISH', KEYS[2], msg)
 return id
 `)
+
+// traceMark starts a bus message that carries a traceparent before the event fields.
+const traceMark = "\x01"
 
 // Engine is the Redis engine of one node. Create it with New, get an fanout.Engine per hub with
 // Namespace, Start it once the hubs exist, and Close it.
@@ -74,6 +101,9 @@ type Engine struct {
 	cfg    Config
 	client rueidis.Client
 	log    *slog.Logger
+	m      *metrics.Metrics
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
 
 	mu   sync.RWMutex
 	hubs map[string]func(key string, f *fanout.Frame)
@@ -87,7 +117,13 @@ type Engine struct {
 
 // New returns an engine on client. It does not touch Redis until Start.
 func New(client rueidis.Client, cfg Config) *Engine {
-	return &Engine{cfg: cfg.withDefaults(), client: client, log: cfg.withDefaults().Logger, hubs: make(map[string]func(string, *fanout.Frame))}
+	cfg = cfg.withDefaults()
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return &Engine{cfg: cfg, client: client, log: cfg.Logger, m: cfg.Metrics, tracer: tp.Tracer(TracerName),
+		prop: propagation.TraceContext{}, hubs: make(map[string]func(string, *fanout.Frame))}
 }
 
 // Namespace returns the fanout.Engine of one hub ("t" for topics, "c" for clients).
@@ -183,7 +219,9 @@ func (e *Engine) probe(ctx context.Context, p int) error {
 	defer tick.Stop()
 	for {
 		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+		began := time.Now()
 		_ = e.client.Do(cctx, e.client.B().Spublish().Channel(e.channel(p)).Message("\x00"+nonce).Build()).Error()
+		e.m.ObserveRedisCommand("SPUBLISH", time.Since(began))
 		cancel()
 		select {
 		case <-got:
@@ -195,7 +233,9 @@ func (e *Engine) probe(ctx context.Context, p int) error {
 	}
 }
 
-// receive delivers one message to its hub: "ns\nkey\nid\nname\nuserID\ndata".
+// receive delivers one message to its hub: "ns\nkey\nid\nname\nuserID\ndata", optionally preceded
+// by "\x01traceparent\n" (messages of nodes that predate tracing have no such prefix). A message
+// with a traceparent is delivered under a "deliver" span in the publisher's trace.
 func (e *Engine) receive(msg string) {
 	if nonce, ok := strings.CutPrefix(msg, "\x00"); ok {
 		if ch, ok := e.probes.Load(nonce); ok {
@@ -207,6 +247,14 @@ func (e *Engine) receive(msg string) {
 		}
 		return
 	}
+	var traceparent string
+	if rest, ok := strings.CutPrefix(msg, traceMark); ok {
+		traceparent, msg, ok = strings.Cut(rest, "\n")
+		if !ok {
+			e.log.Warn("malformed message on the bus", "len", len(rest))
+			return
+		}
+	}
 	parts := strings.SplitN(msg, "\n", 6)
 	if len(parts) != 6 {
 		e.log.Warn("malformed message on the bus", "len", len(msg))
@@ -215,9 +263,24 @@ func (e *Engine) receive(msg string) {
 	e.mu.RLock()
 	deliver := e.hubs[parts[0]]
 	e.mu.RUnlock()
-	if deliver != nil {
-		deliver(parts[1], frame(parts[2], parts[3], parts[4], parts[5]))
+	if deliver == nil {
+		return
 	}
+	f := frame(parts[2], parts[3], parts[4], parts[5])
+	if traceparent == "" {
+		deliver(parts[1], f)
+		return
+	}
+	ctx := e.prop.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceparent})
+	_, span := e.tracer.Start(ctx, "deliver", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "redis"),
+			attribute.String("messaging.operation.type", "process"),
+			attribute.String("sseedge.namespace", parts[0]),
+			attribute.String("sseedge.event_id", f.ID),
+		))
+	deliver(parts[1], f)
+	span.End()
 }
 
 // frame encodes an event as its hub's subscribers see it: a user-given ID, else the Redis ID.
@@ -282,21 +345,36 @@ func (n *namespace) Attach(deliver func(key string, f *fanout.Frame)) {
 	n.e.mu.Unlock()
 }
 
+// Publish runs the publish script under a "redis publish" client span, whose traceparent the bus
+// message carries to every node.
 func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (string, error) {
 	e := n.e
 	root := fanout.Root(key)
 	p := e.partition(n.ns, root)
+	ctx, span := e.startCall(ctx, "redis publish", "EVALSHA")
+	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
+	var traceparent string
+	if sc := span.SpanContext(); sc.IsValid() && sc.IsSampled() { // an unsampled trace has nothing to join
+		c := propagation.MapCarrier{}
+		e.prop.Inject(ctx, c)
+		traceparent = c["traceparent"]
+	}
 	minID := strconv.FormatInt(time.Now().Add(-e.cfg.HistoryTTL).UnixMilli(), 10)
+	began := time.Now()
 	id, err := publishScript.Exec(ctx, e.client,
 		[]string{e.historyKey(p, n.ns, root), e.channel(p)},
 		[]string{strconv.Itoa(e.cfg.HistorySize), minID, strconv.FormatInt(e.cfg.HistoryTTL.Milliseconds(), 10),
-			n.ns, key, ev.Name, ev.ID, string(ev.Data)}).ToString()
+			n.ns, key, ev.Name, ev.ID, string(ev.Data), traceparent}).ToString()
+	e.m.ObserveRedisCommand("EVALSHA", time.Since(began))
 	if err != nil {
-		return "", e.unavailable("publish", err)
+		err = e.unavailable("publish", err)
+		span.SetStatus(codes.Error, err.Error())
+		return "", err
 	}
 	e.up.Store(true)
+	span.SetAttributes(attribute.String("sseedge.event_id", id))
 	if ev.ID != "" {
 		return ev.ID, nil
 	}
@@ -308,14 +386,21 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 func (n *namespace) Since(ctx context.Context, key, lastID string) ([]*fanout.Frame, bool, error) {
 	e := n.e
 	root := fanout.Root(key)
+	ctx, span := e.startCall(ctx, "redis history", "XRANGE")
+	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
+	began := time.Now()
 	entries, err := e.client.Do(ctx, e.client.B().Xrange().Key(e.historyKey(e.partition(n.ns, root), n.ns, root)).
 		Start("-").End("+").Count(int64(e.cfg.HistorySize)*2).Build()).AsXRange()
+	e.m.ObserveRedisCommand("XRANGE", time.Since(began))
 	if err != nil && !rueidis.IsRedisNil(err) {
-		return nil, false, e.unavailable("history", err)
+		err = e.unavailable("history", err)
+		span.SetStatus(codes.Error, err.Error())
+		return nil, false, err
 	}
 	e.up.Store(true)
+	span.SetAttributes(attribute.Int("sseedge.history_entries", len(entries)))
 	cutoff := time.Now().Add(-e.cfg.HistoryTTL)
 	from, found := 0, false
 	for i := len(entries) - 1; i >= 0; i-- {
@@ -343,8 +428,24 @@ func (n *namespace) Since(ctx context.Context, key, lastID string) ([]*fanout.Fr
 func (e *Engine) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 	defer cancel()
-	if err := e.client.Do(ctx, e.client.B().Ping().Build()).Error(); err != nil {
+	began := time.Now()
+	err := e.client.Do(ctx, e.client.B().Ping().Build()).Error()
+	e.m.ObserveRedisCommand("PING", time.Since(began))
+	if err != nil {
 		return e.unavailable("ping", err)
 	}
 	return nil
+}
+
+// startCall starts the client span of one Redis call.
+func (e *Engine) startCall(ctx context.Context, name, operation string) (context.Context, trace.Span) {
+	return e.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(
+			// The pre-1.26 semantic-convention names, which most trace stores still key on, and the
+			// current ones.
+			attribute.String("db.system", "redis"),
+			attribute.String("db.operation", operation),
+			attribute.String("db.system.name", "redis"),
+			attribute.String("db.operation.name", operation),
+		))
 }

@@ -100,7 +100,7 @@ func TestThreeNodesExactlyOnceInOrder(t *testing.T) {
 		for i, n := range nodes { // three publishers at once
 			wg.Go(func() {
 				for j := range events / 3 {
-					if _, _, err := n.hub.Publish("/pets/dogs", fanout.Event{Data: []byte(fmt.Sprintf("%d-%d", i, j))}); err != nil {
+					if _, _, err := n.hub.Publish(t.Context(), "/pets/dogs", fanout.Event{Data: []byte(fmt.Sprintf("%d-%d", i, j))}); err != nil {
 						t.Error(err)
 						return
 					}
@@ -134,13 +134,13 @@ func TestThreeNodesExactlyOnceInOrder(t *testing.T) {
 func TestResumeOnAnotherNode(t *testing.T) {
 	eachRedis(t, func(t *testing.T, addrs []string) {
 		a, b := newNode(t, addrs), newNode(t, addrs)
-		last, _, err := a.hub.Publish("/feed/x", fanout.Event{Data: []byte("seen")})
+		last, _, err := a.hub.Publish(t.Context(), "/feed/x", fanout.Event{Data: []byte("seen")})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var want []string
 		for i := range 50 {
-			id, _, err := a.hub.Publish("/feed/x", fanout.Event{Data: []byte(strconv.Itoa(i))})
+			id, _, err := a.hub.Publish(t.Context(), "/feed/x", fanout.Event{Data: []byte(strconv.Itoa(i))})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +151,7 @@ func TestResumeOnAnotherNode(t *testing.T) {
 		if rep.Reset || rep.Frames != 50 {
 			t.Fatalf("replay %+v; want 50 frames, no reset", rep)
 		}
-		live, _, _ := a.hub.Publish("/feed/x", fanout.Event{Data: []byte("live")})
+		live, _, _ := a.hub.Publish(t.Context(), "/feed/x", fanout.Event{Data: []byte("live")})
 		got := r.wait(t, 51)
 		for i, id := range append(want, live) {
 			if got[i] != id {
@@ -159,8 +159,8 @@ func TestResumeOnAnotherNode(t *testing.T) {
 			}
 		}
 		// A publisher's own IDs resume too; an unknown ID resets.
-		a.hub.Publish("/feed/x", fanout.Event{ID: "custom-1", Data: []byte("c1")})
-		a.hub.Publish("/feed/x", fanout.Event{ID: "custom-2", Data: []byte("c2")})
+		a.hub.Publish(t.Context(), "/feed/x", fanout.Event{ID: "custom-1", Data: []byte("c1")})
+		a.hub.Publish(t.Context(), "/feed/x", fanout.Event{ID: "custom-2", Data: []byte("c2")})
 		r2 := newRecorder()
 		if _, rep := b.hub.Subscribe("/feed/x", r2, true, "custom-1"); rep.Reset || rep.Frames != 1 {
 			t.Fatalf("resume from a custom ID: %+v", rep)
@@ -181,14 +181,14 @@ func TestRedisRestart(t *testing.T) {
 	a, b := newNode(t, []string{srv.Addr()}), newNode(t, []string{srv.Addr()})
 	r := newRecorder()
 	b.hub.Subscribe("/r", r, false, "")
-	if _, _, err := a.hub.Publish("/r", fanout.Event{Data: []byte("before")}); err != nil {
+	if _, _, err := a.hub.Publish(t.Context(), "/r", fanout.Event{Data: []byte("before")}); err != nil {
 		t.Fatal(err)
 	}
 	r.wait(t, 1)
 
 	srv.Stop()
 	began := time.Now()
-	_, _, err := a.hub.Publish("/r", fanout.Event{Data: []byte("during")})
+	_, _, err := a.hub.Publish(t.Context(), "/r", fanout.Event{Data: []byte("during")})
 	if !errors.Is(err, fanout.ErrUnavailable) || time.Since(began) > 3*time.Second {
 		t.Fatalf("publish while Redis is down: %v after %v; want ErrUnavailable, fast", err, time.Since(began))
 	}
@@ -199,7 +199,7 @@ func TestRedisRestart(t *testing.T) {
 	srv.Restart()
 	deadline := time.Now().Add(20 * time.Second)
 	for n := 2; ; n++ { // keep publishing until one arrives: the subscription renews itself
-		if _, _, err := a.hub.Publish("/r", fanout.Event{Data: []byte("after")}); err == nil {
+		if _, _, err := a.hub.Publish(t.Context(), "/r", fanout.Event{Data: []byte("after")}); err == nil {
 			select {
 			case <-r.got:
 				return
