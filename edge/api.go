@@ -347,6 +347,7 @@ func (s *Server) handlePreflight(ctx *fasthttp.RequestCtx) {
 
 // fastError answers requests fasthttp could not parse.
 func (s *Server) fastError(ctx *fasthttp.RequestCtx, err error) {
+	defer func() { s.cfg.Metrics.RequestRejected(rejectReason(ctx.Response.StatusCode())) }()
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		s.fail(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large", "request body larger than "+strconv.Itoa(s.cfg.MaxBodyBytes)+" bytes")

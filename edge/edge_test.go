@@ -365,7 +365,7 @@ func TestBadInput(t *testing.T) {
 		{"dot-dot topic", "GET /subscribe/a/../b HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_topic"},
 		{"control char topic", "GET /subscribe/a%01b HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_topic"},
 		{"bad stream head", "GET /subscribe/a HTTP/1.1\r\nBad Header\r\n\r\n", 400, "bad_request"},
-		{"huge stream head", "GET /subscribe/a HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 9000) + "\r\n\r\n", 431, "bad_request"},
+		{"huge stream head", "GET /subscribe/a HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 9000) + "\r\n\r\n", 431, "head_too_large"},
 		{"bad client id", "GET /sse/%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_client_id"},
 		{"bad json", rawPost("/publish/t", "{nope"), 400, "bad_json"},
 		{"missing data", rawPost("/publish/t", `{"event":"x"}`), 400, "missing_data"},

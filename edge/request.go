@@ -107,12 +107,19 @@ func rejectReason(status int) metrics.RejectReason {
 	return metrics.RejectBadRequest
 }
 
-// fail answers an API request with a JSON error and counts the refusal.
+// fail answers an API request with a JSON error; countRejections counts it.
 func (s *Server) fail(ctx *fasthttp.RequestCtx, status int, code, msg string) {
-	if status < 500 {
-		s.cfg.Metrics.RequestRejected(rejectReason(status))
-	}
 	httpjson.WriteError(ctx, status, code, msg)
+}
+
+// countRejections counts every 4xx answer of the API, whichever package's handler gave it.
+func (s *Server) countRejections(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		next(ctx)
+		if status := ctx.Response.StatusCode(); status >= 400 && status < 500 {
+			s.cfg.Metrics.RequestRejected(rejectReason(status))
+		}
+	}
 }
 
 func validClientID(id string) bool {

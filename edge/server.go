@@ -144,7 +144,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.routes()
 	s.fast = &fasthttp.Server{
-		Handler:                       s.cors(s.guard(s.router.Handler)),
+		Handler:                       s.countRejections(s.cors(s.guard(s.router.Handler))),
 		ErrorHandler:                  s.fastError,
 		Name:                          "sseedge",
 		ReadTimeout:                   cfg.HeadTimeout,
@@ -302,7 +302,11 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 			if errors.Is(err, errHeadTooLarge) {
 				status = fasthttp.StatusRequestHeaderFieldsTooLarge
 			}
-			s.rejectRaw(conn, "", &apiError{status: status, code: "bad_request", msg: err.Error()})
+			code := "bad_request"
+			if status == fasthttp.StatusRequestHeaderFieldsTooLarge {
+				code = "head_too_large"
+			}
+			s.rejectRaw(conn, "", &apiError{status: status, code: code, msg: err.Error()})
 			return nil
 		}
 		_ = r.Skip(n)
@@ -343,6 +347,7 @@ func (s *Server) waitMore(conn netpoll.Connection, st *connState, have int) erro
 
 func (s *Server) dropHead(conn netpoll.Connection, err error) error {
 	s.heads.remove(conn)
+	s.cfg.Metrics.RequestRejected(metrics.RejectBadRequest)
 	s.log.Debug("closing connection without a complete request head", "remote", conn.RemoteAddr(), "err", err)
 	conn.Close()
 	return nil

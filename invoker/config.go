@@ -1,11 +1,11 @@
 package invoker
 
 import (
-	"github.com/sseedge/sseedge/metrics"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/sseedge/sseedge/metrics"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )

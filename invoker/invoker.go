@@ -9,8 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/sseedge/sseedge/metrics"
-	"io"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -27,6 +25,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/registry"
 )
 
@@ -98,13 +97,11 @@ func New(cfg Config) *Invoker {
 		ReadBufferSize:      16 << 10,
 		MaxResponseBodySize: cfg.MaxResponseBytes,
 		StreamResponseBody:  false,
-		// The invoker retries by its own policy; fasthttp may only re-send once on a pooled
-		// connection the server had already closed (the keep-alive race), where nothing ran.
-		MaxIdemponentCallAttempts: 2,
-		RetryIfErr: func(_ *fasthttp.Request, _ int, err error) (bool, bool) {
-			return false, errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed)
-		},
-		DisablePathNormalizing: true,
+		// The invoker retries by its own policy, counting every attempt: fasthttp cannot tell a
+		// pooled connection closed while idle from a function that read the request and died.
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		DisablePathNormalizing:    true,
 	}
 	life, end := context.WithCancel(context.Background())
 	return &Invoker{

@@ -3,7 +3,6 @@ package invoker
 import (
 	"encoding/binary"
 	"errors"
-	"github.com/sseedge/sseedge/metrics"
 	"hash/fnv"
 	"math"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/sony/gobreaker/v2"
 
+	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/registry"
 )
 
