@@ -388,6 +388,7 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 		key:    req.key,
 		meta:   req.meta,
 		opened: time.Now().UnixNano(),
+		held:   req.first != nil,
 	}
 	_ = conn.SetReadTimeout(0)
 	if s.cfg.SendBufferBytes > 0 {
@@ -404,12 +405,20 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 	}
 	// The head is queued but not written until the subscription is in place: a client that has seen
 	// the head may publish at once and must receive it.
-	st.hold(s.streamHead(req.origin))
+	head := s.streamHead(req.origin)
 	switch {
 	case req.first != nil:
-		st.hold(&fanout.Frame{Bytes: req.first})
+		// The retry hint goes into the first event rather than being an event of its own: clients of
+		// other protocols (MCP's HTTP+SSE) require their first event to be theirs. Heads are shared:
+		// copy, never append to one.
+		b := make([]byte, 0, len(head.Bytes)+len(req.first))
+		b = append(b, head.Bytes[:len(head.Bytes)-1]...) // without the blank line that ends the hint
+		st.hold(&fanout.Frame{Bytes: append(b, req.first...)})
 	case req.kind == kindClient:
+		st.hold(head)
 		st.hold(s.connectedFrame(req.key))
+	default:
+		st.hold(head)
 	}
 	sub, replay := s.hub(req.kind).Subscribe(req.key, st, req.resume, req.lastEventID)
 	st.attach(sub)
@@ -468,7 +477,19 @@ func (s *Server) tick() {
 func (s *Server) heartbeat(now time.Time) {
 	frame := &fanout.Frame{Bytes: fanout.AppendFrame(nil, "", "heartbeat", strconv.AppendInt(nil, now.Unix(), 10))}
 	s.heartbeatFrames.Add(1)
-	s.conns.each(func(st *stream) { st.Send(frame) })
+	var comment *fanout.Frame // built on the first held stream of the tick, then shared
+	s.conns.each(func(st *stream) {
+		if !st.held {
+			st.Send(frame)
+			return
+		}
+		// Other protocols' clients (MCP) may take any event for theirs: a comment keeps the line alive.
+		if comment == nil {
+			comment = &fanout.Frame{Bytes: append(strconv.AppendInt([]byte(": heartbeat "), now.Unix(), 10), '\n', '\n')}
+			s.heartbeatFrames.Add(1)
+		}
+		st.Send(comment)
+	})
 	s.cfg.Metrics.ObserveHeartbeatBatch(time.Since(now))
 }
 

@@ -87,6 +87,7 @@ type stream struct {
 	fd      int32
 	cleaned atomic.Bool
 	kind    streamKind
+	held    bool // held for another package (HoldStream): heartbeats go as comments, not events
 	// Guarded by mu (packed here, with the other small fields, to keep the struct in a smaller size class).
 	writing bool // a writer owns the socket; the stream is in the run queue or being written
 	closing bool // no more frames are accepted

@@ -9,6 +9,7 @@ import (
 	"github.com/sseedge/sseedge/api"
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/invoker"
+	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/netguard"
 	"github.com/sseedge/sseedge/registry"
@@ -58,8 +59,20 @@ func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error
 	}
 	a.Register(srv.Router())
 	f.api = a
+	// MCP: functions registered with "mcp": true are MCP servers at /mcp/{name} (Streamable HTTP) and
+	// /mcp/{name}/sse (HTTP+SSE). Replies in flight are published before the streams are told to go.
+	gw, err := mcp.New(mcp.Config{Functions: f.store, Invoker: f.inv, Streams: srv, Logger: log})
+	if err != nil {
+		return err
+	}
+	gw.Register(srv.Router())
 	ctx, stop := context.WithCancel(context.Background())
-	f.stop = stop
+	f.stop = func() {
+		stop()
+		gctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+		defer cancel()
+		_ = gw.Close(gctx)
+	}
 	return f.inv.StartHealthChecks(ctx, cfg.HealthInterval, f.store.List)
 }
 

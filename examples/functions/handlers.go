@@ -27,6 +27,7 @@ const (
 func NewHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/upper", upper)
+	mux.Handle("/mcp", NewMCPHandler())
 	mux.HandleFunc("/echo", echo)
 	mux.HandleFunc("/sleep", sleep)
 	mux.HandleFunc("/fail", fail)

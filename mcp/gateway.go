@@ -1,0 +1,463 @@
+// Package mcp exposes functions registered with "mcp": true as remote MCP servers, over both MCP HTTP
+// transports:
+//
+//   - HTTP+SSE (protocol 2024-11-05): GET /mcp/{fn}/sse opens a session and holds its event stream,
+//     whose first event, "endpoint", names POST /mcp/{fn}/messages?sessionId=<id>. Each POST is
+//     answered 202 at once; the function's reply reaches the stream as a "message" event.
+//   - Streamable HTTP (2025-03-26 and later): POST /mcp/{fn} carries one message and gets the reply in
+//     its answer (initialize opens the session and returns Mcp-Session-Id); GET /mcp/{fn} holds the
+//     session's listening stream (resumable with Last-Event-ID); DELETE /mcp/{fn} ends the session.
+//
+// The edge holds sessions and streams; the function is stateless and sees one JSON-RPC message per
+// call: the client's JSON unchanged as the body, with X-Mcp-Session-Id, X-Mcp-Transport,
+// Mcp-Protocol-Version, X-Client-Id (the session's stream: mcp:<sessionId>, for events pushed through
+// POST /clients/{id}/events) and the client's Authorization header. It answers 200 with the JSON-RPC
+// response to a request, and 202 to a notification or a response. Calls go through the invoker
+// (breakers, retries, deadlines, traces); tools/call is tried once unless the function is idempotent.
+// A request whose call fails is answered with a JSON-RPC error -32603 carrying its id: never silence.
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/invoker"
+	"github.com/sseedge/sseedge/metrics"
+	"github.com/sseedge/sseedge/registry"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxPending  = 1024
+	DefaultMaxSessions = 100_000
+)
+
+// Header names of the MCP transports and of the calls to functions.
+const (
+	HeaderSessionID       = "Mcp-Session-Id"
+	HeaderProtocolVersion = "Mcp-Protocol-Version"
+	HeaderFnSessionID     = "X-Mcp-Session-Id"
+	HeaderFnTransport     = "X-Mcp-Transport"
+)
+
+// Protocol versions assumed when a client sends no Mcp-Protocol-Version: the spec's default for
+// Streamable HTTP, and the version of the HTTP+SSE transport.
+const (
+	defaultStreamableVersion = "2025-03-26"
+	defaultSSEVersion        = "2024-11-05"
+)
+
+// Streams is what the gateway needs of the edge; *edge.Server implements it.
+type Streams interface {
+	// HoldStream answers ctx with an event stream held under key, first being its first frame.
+	HoldStream(ctx *fasthttp.RequestCtx, key string, first []byte)
+	// PublishToClient sends an event to the stream held under key, wherever it is held.
+	PublishToClient(key, event string, data []byte) (string, error)
+}
+
+// Config configures a Gateway. Functions, Invoker and Streams are required.
+type Config struct {
+	Functions registry.Store
+	Invoker   *invoker.Invoker
+	Streams   Streams
+	// Sessions defaults to a MemorySessionStore of DefaultMaxSessions; give every node the same shared
+	// store to let any node serve any request.
+	Sessions SessionStore
+	// MaxPending bounds HTTP+SSE messages being forwarded in the background; over it a POST gets 503.
+	// Default 1024.
+	MaxPending int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Propagator reads the client's trace context. Default: W3C trace context plus otel's global one.
+	Propagator propagation.TextMapPropagator
+}
+
+// Gateway serves the MCP routes. Create it with New, mount it with Register, stop it with Close.
+type Gateway struct {
+	fns      registry.Store
+	inv      *invoker.Invoker
+	streams  Streams
+	sessions SessionStore
+	log      *slog.Logger
+	prop     propagation.TextMapPropagator
+
+	slots   chan struct{}
+	base    context.Context
+	cancel  context.CancelFunc
+	mu      sync.Mutex // guards closing and wg.Add against Close's wg.Wait
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// New checks cfg and returns a Gateway.
+func New(cfg Config) (*Gateway, error) {
+	switch {
+	case cfg.Functions == nil:
+		return nil, errors.New("mcp: Config.Functions is required")
+	case cfg.Invoker == nil:
+		return nil, errors.New("mcp: Config.Invoker is required")
+	case cfg.Streams == nil:
+		return nil, errors.New("mcp: Config.Streams is required")
+	}
+	if cfg.Sessions == nil {
+		cfg.Sessions = &MemorySessionStore{Max: DefaultMaxSessions}
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Propagator == nil {
+		cfg.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, otel.GetTextMapPropagator())
+	}
+	base, cancel := context.WithCancel(context.Background())
+	return &Gateway{
+		fns: cfg.Functions, inv: cfg.Invoker, streams: cfg.Streams, sessions: cfg.Sessions,
+		log: cfg.Logger.With("component", "mcp"), prop: cfg.Propagator,
+		slots: make(chan struct{}, cfg.MaxPending), base: base, cancel: cancel,
+	}, nil
+}
+
+// Register mounts the MCP routes on r. They are public: authorization is the function's business
+// (it receives the client's Authorization header).
+func (g *Gateway) Register(r *router.Router) {
+	r.GET("/mcp/{fn}/sse", g.openSSE)
+	r.POST("/mcp/{fn}/messages", g.postSSE)
+	r.POST("/mcp/{fn}", g.postStreamable)
+	r.GET("/mcp/{fn}", g.getStreamable)
+	r.DELETE("/mcp/{fn}", g.deleteStreamable)
+	for _, p := range []string{"/mcp/{fn}/sse", "/mcp/{fn}/messages", "/mcp/{fn}"} {
+		r.OPTIONS(p, preflight)
+	}
+}
+
+// Close refuses new HTTP+SSE messages and waits for those being forwarded, replies published. If ctx
+// ends first it cancels them (each still publishes its -32603 error once its attempt in progress ends)
+// and returns ctx's error.
+func (g *Gateway) Close(ctx context.Context) error {
+	g.mu.Lock()
+	g.closing = true
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { // ends when the last background call does
+		g.wg.Wait()
+		close(done)
+	}()
+	defer g.cancel()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// StreamKey is the client-stream key of a session: replies (HTTP+SSE) and server-initiated messages
+// (both transports) are published there, by the gateway or by anyone with the admin token through
+// POST /clients/mcp:<sessionId>/events.
+func StreamKey(sessionID string) string { return "mcp:" + sessionID }
+
+// context is parent with the client's trace context. Not the RequestCtx as parent: its Done channel is
+// not a context package one, so every timeout a store or the invoker derived from it would cost a
+// goroutine.
+func (g *Gateway) context(parent context.Context, rc *fasthttp.RequestCtx) context.Context {
+	return g.prop.Extract(parent, metrics.RequestHeaderCarrier{Header: &rc.Request.Header})
+}
+
+// preflight answers CORS preflights of the MCP routes; the edge adds the allowed origin.
+func preflight(rc *fasthttp.RequestCtx) {
+	h := &rc.Response.Header
+	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Accept, Last-Event-ID, Mcp-Session-Id, Mcp-Protocol-Version")
+	h.Set("Access-Control-Expose-Headers", HeaderSessionID)
+	h.Set("Access-Control-Max-Age", "600")
+	rc.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// fail answers status with a JSON-RPC error body.
+func fail(rc *fasthttp.RequestCtx, status int, e *rpcError) {
+	rc.SetStatusCode(status)
+	rc.SetContentType("application/json")
+	rc.SetBody(e.encode())
+}
+
+// function finds the MCP function named in the path, answering 404 or 503 itself when it cannot.
+func (g *Gateway) function(ctx context.Context, rc *fasthttp.RequestCtx) (registry.Function, bool) {
+	rc.Response.Header.Set("Access-Control-Expose-Headers", HeaderSessionID)
+	name, _ := rc.UserValue("fn").(string)
+	fn, err := g.fns.Get(ctx, name)
+	switch {
+	case errors.Is(err, registry.ErrNotFound) || err == nil && !fn.MCP:
+		fail(rc, fasthttp.StatusNotFound, &rpcError{code: CodeBadRequest, message: fmt.Sprintf("no MCP function named %q", name)})
+		return fn, false
+	case err != nil:
+		g.log.Warn("function registry unavailable", "function", name, "err", err)
+		fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "function registry unavailable"})
+		return fn, false
+	}
+	return fn, true
+}
+
+// session finds the session id of fn on transport t, answering 400, 404 or 503 itself when it cannot.
+func (g *Gateway) session(ctx context.Context, rc *fasthttp.RequestCtx, fn registry.Function, id string, t Transport) (Session, bool) {
+	if id == "" {
+		what := HeaderSessionID + " header"
+		if t == TransportSSE {
+			what = "sessionId query parameter"
+		}
+		fail(rc, fasthttp.StatusBadRequest, &rpcError{code: CodeBadRequest, message: "Bad Request: the " + what + " is required"})
+		return Session{}, false
+	}
+	s, err := g.sessions.Get(ctx, id)
+	if err == nil && (s.Function != fn.Name || s.Transport != t) {
+		err = ErrSessionNotFound
+	}
+	switch {
+	case errors.Is(err, ErrSessionNotFound):
+		fail(rc, fasthttp.StatusNotFound, &rpcError{code: CodeSessionNotFound, message: "Session not found"})
+		return s, false
+	case err != nil:
+		g.log.Warn("session store unavailable", "err", err)
+		fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
+		return s, false
+	}
+	return s, true
+}
+
+// openSSE handles GET /mcp/{fn}/sse: a new HTTP+SSE session whose stream starts with its endpoint.
+func (g *Gateway) openSSE(rc *fasthttp.RequestCtx) {
+	ctx := g.context(context.Background(), rc)
+	fn, ok := g.function(ctx, rc)
+	if !ok {
+		return
+	}
+	s := Session{ID: NewSessionID(), Function: fn.Name, Transport: TransportSSE, CreatedAt: time.Now().UTC()}
+	if err := g.sessions.Create(ctx, s); err != nil {
+		g.log.Warn("creating session failed", "function", fn.Name, "err", err)
+		fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
+		return
+	}
+	// Each GET is a new session: an EventSource reconnecting with Last-Event-ID must not resume an
+	// unrelated stream's history.
+	rc.Request.Header.Del("Last-Event-ID")
+	endpoint := "/mcp/" + fn.Name + "/messages?sessionId=" + s.ID // names are [A-Za-z0-9_-]: no escaping
+	g.streams.HoldStream(rc, StreamKey(s.ID), fanout.AppendFrame(nil, "", "endpoint", []byte(endpoint)))
+}
+
+// postSSE handles POST /mcp/{fn}/messages?sessionId=: 202 at once, the reply on the session's stream.
+func (g *Gateway) postSSE(rc *fasthttp.RequestCtx) {
+	ctx := g.context(context.Background(), rc)
+	fn, ok := g.function(ctx, rc)
+	if !ok {
+		return
+	}
+	s, ok := g.session(ctx, rc, fn, string(rc.QueryArgs().Peek("sessionId")), TransportSSE)
+	if !ok {
+		return
+	}
+	msg, perr := parseMessage(rc.PostBody())
+	if perr != nil {
+		fail(rc, fasthttp.StatusBadRequest, perr)
+		return
+	}
+	if !g.startPending() {
+		rc.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{id: msg.ID, code: CodeInternalError, message: "too many messages in flight; try again"})
+		return
+	}
+	c := g.newCall(rc, fn, s, msg, string(rc.Request.Header.Peek(HeaderProtocolVersion)))
+	detached := g.context(g.base, rc) // ends with the gateway, not with this request
+	rc.SetStatusCode(fasthttp.StatusAccepted)
+	go func() {
+		defer g.endPending()
+		reply, _ := g.forward(detached, c)
+		if reply == nil {
+			return
+		}
+		if _, err := g.streams.PublishToClient(StreamKey(s.ID), "message", reply); err != nil {
+			g.log.Warn("publishing a reply failed", "function", fn.Name, "session", s.ID, "err", err)
+		}
+	}()
+}
+
+func (g *Gateway) startPending() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closing {
+		return false
+	}
+	select {
+	case g.slots <- struct{}{}:
+		g.wg.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
+func (g *Gateway) endPending() {
+	<-g.slots
+	g.wg.Done()
+}
+
+// postStreamable handles POST /mcp/{fn}: one message, the reply (for a request) in the answer.
+func (g *Gateway) postStreamable(rc *fasthttp.RequestCtx) {
+	ctx := g.context(context.Background(), rc)
+	fn, ok := g.function(ctx, rc)
+	if !ok {
+		return
+	}
+	if !accepts(rc, "application/json") || !accepts(rc, "text/event-stream") {
+		fail(rc, fasthttp.StatusNotAcceptable, &rpcError{code: CodeBadRequest, message: "Not Acceptable: Accept must include application/json and text/event-stream"})
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(string(rc.Request.Header.ContentType())); err != nil || mt != "application/json" {
+		fail(rc, fasthttp.StatusUnsupportedMediaType, &rpcError{code: CodeBadRequest, message: "Unsupported Media Type: Content-Type must be application/json"})
+		return
+	}
+	msg, perr := parseMessage(rc.PostBody())
+	if perr != nil {
+		fail(rc, fasthttp.StatusBadRequest, perr)
+		return
+	}
+	version := string(rc.Request.Header.Peek(HeaderProtocolVersion))
+	if version != "" && !validVersion(version) {
+		fail(rc, fasthttp.StatusBadRequest, &rpcError{id: msg.ID, code: CodeBadRequest, message: "Bad Request: unsupported " + HeaderProtocolVersion + " " + version})
+		return
+	}
+	if msg.isRequest() && msg.Method == "initialize" {
+		g.initialize(ctx, rc, fn, msg, version)
+		return
+	}
+	s, ok := g.session(ctx, rc, fn, string(rc.Request.Header.Peek(HeaderSessionID)), TransportStreamable)
+	if !ok {
+		return
+	}
+	if version != "" && s.ProtocolVersion != "" && version != s.ProtocolVersion {
+		fail(rc, fasthttp.StatusBadRequest, &rpcError{id: msg.ID, code: CodeBadRequest,
+			message: fmt.Sprintf("Bad Request: %s %s does not match the session's %s", HeaderProtocolVersion, version, s.ProtocolVersion)})
+		return
+	}
+	reply, accepted := g.forward(ctx, g.newCall(rc, fn, s, msg, version))
+	switch {
+	case reply != nil:
+		rc.SetStatusCode(fasthttp.StatusOK)
+		rc.SetContentType("application/json")
+		rc.SetBody(reply)
+	case accepted:
+		rc.SetStatusCode(fasthttp.StatusAccepted)
+	default:
+		fail(rc, fasthttp.StatusBadGateway, &rpcError{code: CodeInternalError, message: "the function did not accept the message"})
+	}
+}
+
+// initialize forwards an initialize request with a fresh session ID and keeps the session if the
+// function accepts it.
+func (g *Gateway) initialize(ctx context.Context, rc *fasthttp.RequestCtx, fn registry.Function, msg *message, version string) {
+	var params struct {
+		ProtocolVersion string `json:"protocolVersion"`
+	}
+	_ = json.Unmarshal(msg.Params, &params) // the function judges the params
+	if version == "" && validVersion(params.ProtocolVersion) {
+		version = params.ProtocolVersion
+	}
+	s := Session{ID: NewSessionID(), Function: fn.Name, Transport: TransportStreamable, CreatedAt: time.Now().UTC()}
+	reply, ok := g.forward(ctx, g.newCall(rc, fn, s, msg, version))
+	if ok {
+		var res struct {
+			Result *struct {
+				ProtocolVersion string `json:"protocolVersion"`
+			} `json:"result"`
+		}
+		if json.Unmarshal(reply, &res) == nil && res.Result != nil {
+			if validVersion(res.Result.ProtocolVersion) {
+				s.ProtocolVersion = res.Result.ProtocolVersion
+			}
+			if err := g.sessions.Create(ctx, s); err != nil {
+				g.log.Warn("creating session failed", "function", fn.Name, "err", err)
+				fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{id: msg.ID, code: CodeInternalError, message: "session store unavailable"})
+				return
+			}
+			rc.Response.Header.Set(HeaderSessionID, s.ID)
+		}
+	}
+	rc.SetStatusCode(fasthttp.StatusOK)
+	rc.SetContentType("application/json")
+	rc.SetBody(reply)
+}
+
+// getStreamable handles GET /mcp/{fn}: the session's listening stream, resumable with Last-Event-ID.
+func (g *Gateway) getStreamable(rc *fasthttp.RequestCtx) {
+	ctx := g.context(context.Background(), rc)
+	fn, ok := g.function(ctx, rc)
+	if !ok {
+		return
+	}
+	if !accepts(rc, "text/event-stream") {
+		fail(rc, fasthttp.StatusNotAcceptable, &rpcError{code: CodeBadRequest, message: "Not Acceptable: Accept must include text/event-stream"})
+		return
+	}
+	s, ok := g.session(ctx, rc, fn, string(rc.Request.Header.Peek(HeaderSessionID)), TransportStreamable)
+	if !ok {
+		return
+	}
+	g.streams.HoldStream(rc, StreamKey(s.ID), []byte(": mcp session stream\n\n"))
+}
+
+// deleteStreamable handles DELETE /mcp/{fn}: the session ends; its ID gets 404 from then on.
+func (g *Gateway) deleteStreamable(rc *fasthttp.RequestCtx) {
+	ctx := g.context(context.Background(), rc)
+	fn, ok := g.function(ctx, rc)
+	if !ok {
+		return
+	}
+	s, ok := g.session(ctx, rc, fn, string(rc.Request.Header.Peek(HeaderSessionID)), TransportStreamable)
+	if !ok {
+		return
+	}
+	err := g.sessions.Delete(ctx, s.ID)
+	switch {
+	case errors.Is(err, ErrSessionNotFound):
+		fail(rc, fasthttp.StatusNotFound, &rpcError{code: CodeSessionNotFound, message: "Session not found"})
+	case err != nil:
+		g.log.Warn("deleting session failed", "session", s.ID, "err", err)
+		fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
+	default:
+		rc.SetStatusCode(fasthttp.StatusNoContent)
+	}
+}
+
+// accepts reports whether the Accept header names mediaType (parameters aside).
+func accepts(rc *fasthttp.RequestCtx, mediaType string) bool {
+	for part := range strings.SplitSeq(string(rc.Request.Header.Peek(fasthttp.HeaderAccept)), ",") {
+		mt, _, _ := strings.Cut(part, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), mediaType) {
+			return true
+		}
+	}
+	return false
+}
+
+// validVersion accepts protocol versions shaped as MCP's are (YYYY-MM-DD); which of them a function
+// supports is its own business, negotiated in initialize.
+func validVersion(v string) bool {
+	if len(v) != 10 || v[4] != '-' || v[7] != '-' {
+		return false
+	}
+	_, err := time.Parse(time.DateOnly, v)
+	return err == nil
+}
