@@ -20,23 +20,26 @@ type functions struct {
 	store  registry.Store
 	inv    *invoker.Invoker
 	policy *netguard.Policy
-	api    *api.API
-	stop   context.CancelFunc
-	once   sync.Once
+	// sessions keeps MCP sessions where every node can read them (Redis), or nil for the gateway's own.
+	sessions mcp.SessionStore
+	api      *api.API
+	stop     context.CancelFunc
+	once     sync.Once
 }
 
 // newFunctions builds the registry and the invoker. Function endpoints may reach only what the
 // FUNCTION_ALLOW policy allows, checked again at every connect so DNS cannot be rebound around it.
-func newFunctions(cfg *config, log *slog.Logger, m *metrics.Metrics, store registry.Store) (*functions, error) {
+func newFunctions(cfg *config, log *slog.Logger, m *metrics.Metrics, store registry.Store, sessions mcp.SessionStore) (*functions, error) {
 	policy, err := netguard.ParsePolicy(cfg.FunctionAllow, !cfg.secured())
 	if err != nil {
 		return nil, fmt.Errorf("FUNCTION_ALLOW: %w", err)
 	}
 	log.Info("function endpoints", "policy", policy.String())
 	return &functions{
-		store:  store,
-		inv:    invoker.New(invoker.Config{DialTimeout: policy.DialTimeout, Metrics: m}),
-		policy: policy,
+		store:    store,
+		inv:      invoker.New(invoker.Config{DialTimeout: policy.DialTimeout, Metrics: m}),
+		policy:   policy,
+		sessions: sessions,
 	}, nil
 }
 
@@ -61,7 +64,7 @@ func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error
 	f.api = a
 	// MCP: functions registered with "mcp": true are MCP servers at /mcp/{name} (Streamable HTTP) and
 	// /mcp/{name}/sse (HTTP+SSE). Replies in flight are published before the streams are told to go.
-	gw, err := mcp.New(mcp.Config{Functions: f.store, Invoker: f.inv, Streams: srv, Logger: log})
+	gw, err := mcp.New(mcp.Config{Functions: f.store, Invoker: f.inv, Streams: srv, Sessions: f.sessions, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.close()
-	fns, err := newFunctions(&cfg, log, m, st.store)
+	fns, err := newFunctions(&cfg, log, m, st.store, st.sessions)
 	if err != nil {
 		return err
 	}

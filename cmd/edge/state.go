@@ -11,6 +11,7 @@ import (
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/fanout/redisengine"
+	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/registry"
 )
@@ -22,6 +23,7 @@ type state struct {
 	topics    fanout.Engine // nil in memory
 	clients   fanout.Engine // nil in memory
 	directory edge.Directory
+	sessions  mcp.SessionStore // nil: the MCP gateway's own, in memory
 	engine    *redisengine.Engine
 	client    rueidis.Client
 	m         *metrics.Metrics
@@ -48,6 +50,7 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		topics:    eng.Namespace("t"),
 		clients:   eng.Namespace("c"),
 		directory: registry.NewRedisDirectory(client, "sseedge"),
+		sessions:  mcp.NewRedisSessionStore(client, "sseedge", 24*time.Hour),
 		engine:    eng,
 		client:    client,
 		m:         m,

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/sseedge/sseedge/mcp/mcpfunc"
+)
+
+// mcpFunction is a stateless MCP server with one tool, upper.
+func mcpFunction(t *testing.T) *httptest.Server {
+	srv := httptest.NewServer(&mcpfunc.Server{Name: "test", Version: "1", Tools: []mcpfunc.Tool{{
+		Name:        "upper",
+		InputSchema: json.RawMessage(`{"type":"object","properties":{"text":{"type":"string"}}}`),
+		Call: func(_ context.Context, c mcpfunc.ToolCall) (string, error) {
+			var args struct{ Text string }
+			json.Unmarshal(c.Arguments, &args)
+			return strings.ToUpper(args.Text), nil
+		},
+	}}})
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// mcpPost sends one JSON-RPC message and returns the status, the session header and the body.
+func mcpPost(t *testing.T, url, session, body string) (int, string, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Mcp-Session-Id"), string(raw)
+}
+
+// TestMCPSessionsAcrossNodes opens MCP sessions on one node and sends their messages to another: with
+// Redis, the session is known everywhere and the replies reach the stream where it is held.
+func TestMCPSessionsAcrossNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Redis and edge processes")
+	}
+	eachRedis(t, func(t *testing.T, r redisUnderTest) {
+		a := startNode(t, "node-a", "REDIS_ADDR="+r.addr)
+		b := startNode(t, "node-b", "REDIS_ADDR="+r.addr)
+		fn := mcpFunction(t)
+		if code, out := request(t, "POST", a.url+"/admin/functions", fmt.Sprintf(`{"name":"upper","endpoint":"%s","mcp":true,"timeout":5}`, fn.URL)); code != 201 {
+			t.Fatalf("register: %d %v", code, out)
+		}
+
+		// HTTP+SSE: the stream on A, the messages to B, the replies on A's stream.
+		stream := subscribe(t, a.url+"/mcp/upper/sse", "")
+		ev, _ := stream.next(t)
+		if ev.Type != "endpoint" || !strings.Contains(ev.Data, "/mcp/upper/messages?sessionId=") {
+			t.Fatalf("first event %+v", ev)
+		}
+		code, _, body := mcpPost(t, b.url+ev.Data, "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+		if code != 202 {
+			t.Fatalf("initialize on B: %d %s", code, body)
+		}
+		// WHATWG: an event without an event: line is a "message" (go-sse reports its type as "").
+		isMessage := func(typ string) bool { return typ == "" || typ == "message" }
+		if ev, _ := stream.next(t); !isMessage(ev.Type) || !strings.Contains(ev.Data, `"id":1`) || !strings.Contains(ev.Data, `"serverInfo"`) {
+			t.Fatalf("initialize reply on A's stream: %+v", ev)
+		}
+		mcpPost(t, b.url+ev.Data, "", `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"upper","arguments":{"text":"across"}}}`)
+		if ev, _ := stream.next(t); !isMessage(ev.Type) || !strings.Contains(ev.Data, "ACROSS") {
+			t.Fatalf("tools/call reply on A's stream: %+v", ev)
+		}
+
+		// Streamable HTTP: initialize on A, call on B, delete on B, then A refuses the session too.
+		code, session, body := mcpPost(t, a.url+"/mcp/upper", "", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`)
+		if code != 200 || session == "" {
+			t.Fatalf("initialize on A: %d %q %s", code, session, body)
+		}
+		if code, _, body := mcpPost(t, b.url+"/mcp/upper", session, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"upper","arguments":{"text":"streamable"}}}`); code != 200 || !strings.Contains(body, "STREAMABLE") {
+			t.Fatalf("tools/call on B: %d %s", code, body)
+		}
+		del, _ := http.NewRequest("DELETE", b.url+"/mcp/upper", nil)
+		del.Header.Set("Mcp-Session-Id", session)
+		resp, err := http.DefaultClient.Do(del)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if code, _, body := mcpPost(t, a.url+"/mcp/upper", session, `{"jsonrpc":"2.0","id":3,"method":"ping"}`); code != 404 {
+			t.Fatalf("a deleted session on A: %d %s; want 404", code, body)
+		}
+	})
+}
