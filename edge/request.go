@@ -227,12 +227,19 @@ func (s *Server) connectedFrame(clientID string) *fanout.Frame {
 func (s *Server) rejectRaw(conn netpoll.Connection, origin string, e *apiError) {
 	s.cfg.Metrics.RequestRejected(rejectReason(e.status))
 	body, _ := json.Marshal(map[string]string{"error": e.msg, "code": e.code})
+	s.writeRaw(conn, origin, e.status, "application/json", body)
+}
+
+// writeRaw answers a request the edge read itself, then closes the connection.
+func (s *Server) writeRaw(conn netpoll.Connection, origin string, status int, contentType string, body []byte) {
 	b := make([]byte, 0, 256+len(body))
 	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(e.status), 10)
+	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
-	b = append(b, fasthttp.StatusMessage(e.status)...)
-	b = append(b, "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: "...)
+	b = append(b, fasthttp.StatusMessage(status)...)
+	b = append(b, "\r\nContent-Type: "...)
+	b = append(b, contentType...)
+	b = append(b, "\r\nConnection: close\r\nContent-Length: "...)
 	b = strconv.AppendInt(b, int64(len(body)), 10)
 	b = append(b, "\r\n"...)
 	b = s.corsHeaders(b, origin)

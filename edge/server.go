@@ -102,6 +102,7 @@ type Server struct {
 	clients *fanout.Hub
 	conns   registry
 	heads   headReaper
+	openers []opener // paths other packages open streams on; set before Serve
 	perIP   ipLimiter
 	// sharedHeads are the stream response heads without CORS headers and with the wildcard ones.
 	sharedHeads [2]*fanout.Frame
@@ -279,7 +280,7 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 		if err != nil {
 			return s.dropHead(conn, err)
 		}
-		if !isStreamRequest(buf) {
+		if !isStreamRequest(buf) && !s.isOpenerRequest(buf) {
 			if len(buf) < len(streamPrefixTopic) && bytes.IndexByte(buf, '\n') < 0 {
 				if err := s.waitMore(conn, st, len(buf)); err != nil {
 					return s.dropHead(conn, err)
@@ -312,6 +313,10 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 		_ = r.Skip(n)
 		_ = r.Release()
 		st.mode.Store(modeStream)
+		if open := s.openerFor(head.path); open != nil && !isStreamRequest(buf) {
+			s.openForOpener(conn, open, &head)
+			return nil
+		}
 		req, aerr := s.parseStreamRequest(head.method, head.path, head.rawQuery, head.get)
 		if aerr != nil {
 			s.rejectRaw(conn, head.get("Origin"), aerr)
@@ -329,6 +334,27 @@ const (
 
 func isStreamRequest(b []byte) bool {
 	return bytes.HasPrefix(b, []byte(streamPrefixClient)) || bytes.HasPrefix(b, []byte(streamPrefixTopic))
+}
+
+// openForOpener holds a stream whose path another package owns, or answers its refusal.
+func (s *Server) openForOpener(conn netpoll.Connection, open StreamOpener, head *requestHead) {
+	origin := head.get("Origin")
+	if origin != "" && !s.originAllowed(origin) {
+		s.rejectRaw(conn, origin, &apiError{fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed"})
+		return
+	}
+	spec, refusal := open(context.Background(), StreamRequest{Path: head.path, RawQuery: head.rawQuery, Header: head.get})
+	if refusal != nil {
+		s.cfg.Metrics.RequestRejected(rejectReason(refusal.Status))
+		s.writeRaw(conn, origin, refusal.Status, refusal.ContentType, refusal.Body)
+		return
+	}
+	req := streamRequest{kind: kindClient, key: spec.Key, origin: origin, first: spec.First}
+	if !spec.NoResume {
+		req.lastEventID = head.get("Last-Event-ID")
+		req.resume = req.lastEventID != ""
+	}
+	s.openStream(conn, req)
 }
 
 // waitMore blocks until more than have bytes are buffered or the head deadline passes.

@@ -33,6 +33,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/invoker"
 	"github.com/sseedge/sseedge/metrics"
@@ -199,28 +200,57 @@ func fail(rc *fasthttp.RequestCtx, status int, e *rpcError) {
 func (g *Gateway) function(ctx context.Context, rc *fasthttp.RequestCtx) (registry.Function, bool) {
 	rc.Response.Header.Set("Access-Control-Expose-Headers", HeaderSessionID)
 	name, _ := rc.UserValue("fn").(string)
-	fn, err := g.fns.Get(ctx, name)
-	switch {
-	case errors.Is(err, registry.ErrNotFound) || err == nil && !fn.MCP:
-		fail(rc, fasthttp.StatusNotFound, &rpcError{code: CodeBadRequest, message: fmt.Sprintf("no MCP function named %q", name)})
-		return fn, false
-	case err != nil:
-		g.log.Warn("function registry unavailable", "function", name, "err", err)
-		fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "function registry unavailable"})
+	fn, refusal := g.lookup(ctx, name)
+	if refusal != nil {
+		answer(rc, refusal)
 		return fn, false
 	}
 	return fn, true
 }
 
+// lookup finds the MCP function called name, or the refusal to answer (404, or 503 when the registry
+// cannot be read).
+func (g *Gateway) lookup(ctx context.Context, name string) (registry.Function, *edge.Refusal) {
+	fn, err := g.fns.Get(ctx, name)
+	switch {
+	case errors.Is(err, registry.ErrNotFound) || err == nil && !fn.MCP:
+		return fn, refuse(fasthttp.StatusNotFound, &rpcError{code: CodeBadRequest, message: fmt.Sprintf("no MCP function named %q", name)})
+	case err != nil:
+		g.log.Warn("function registry unavailable", "function", name, "err", err)
+		return fn, refuse(fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "function registry unavailable"})
+	}
+	return fn, nil
+}
+
+func refuse(status int, e *rpcError) *edge.Refusal {
+	return &edge.Refusal{Status: status, ContentType: "application/json", Body: e.encode()}
+}
+
+func answer(rc *fasthttp.RequestCtx, r *edge.Refusal) {
+	rc.SetStatusCode(r.Status)
+	rc.SetContentType(r.ContentType)
+	rc.SetBody(r.Body)
+}
+
 // session finds the session id of fn on transport t, answering 400, 404 or 503 itself when it cannot.
 func (g *Gateway) session(ctx context.Context, rc *fasthttp.RequestCtx, fn registry.Function, id string, t Transport) (Session, bool) {
+	s, refusal := g.findSession(ctx, fn, id, t)
+	if refusal != nil {
+		answer(rc, refusal)
+		return s, false
+	}
+	return s, true
+}
+
+// findSession finds the session id of fn on transport t, or the refusal to answer: 400 without an ID,
+// 404 for an unknown or ended one, 503 when the store cannot be read.
+func (g *Gateway) findSession(ctx context.Context, fn registry.Function, id string, t Transport) (Session, *edge.Refusal) {
 	if id == "" {
 		what := HeaderSessionID + " header"
 		if t == TransportSSE {
 			what = "sessionId query parameter"
 		}
-		fail(rc, fasthttp.StatusBadRequest, &rpcError{code: CodeBadRequest, message: "Bad Request: the " + what + " is required"})
-		return Session{}, false
+		return Session{}, refuse(fasthttp.StatusBadRequest, &rpcError{code: CodeBadRequest, message: "Bad Request: the " + what + " is required"})
 	}
 	s, err := g.sessions.Get(ctx, id)
 	if err == nil && (s.Function != fn.Name || s.Transport != t) {
@@ -228,34 +258,65 @@ func (g *Gateway) session(ctx context.Context, rc *fasthttp.RequestCtx, fn regis
 	}
 	switch {
 	case errors.Is(err, ErrSessionNotFound):
-		fail(rc, fasthttp.StatusNotFound, &rpcError{code: CodeSessionNotFound, message: "Session not found"})
-		return s, false
+		return s, refuse(fasthttp.StatusNotFound, &rpcError{code: CodeSessionNotFound, message: "Session not found"})
 	case err != nil:
 		g.log.Warn("session store unavailable", "err", err)
-		fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
-		return s, false
+		return s, refuse(fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
 	}
-	return s, true
+	return s, nil
 }
 
-// openSSE handles GET /mcp/{fn}/sse: a new HTTP+SSE session whose stream starts with its endpoint.
-func (g *Gateway) openSSE(rc *fasthttp.RequestCtx) {
-	ctx := g.context(context.Background(), rc)
-	fn, ok := g.function(ctx, rc)
-	if !ok {
+// openSSE handles GET /mcp/{fn}/sse on a keep-alive connection; see OpenStream.
+func (g *Gateway) openSSE(rc *fasthttp.RequestCtx) { g.holdStream(rc) }
+
+// holdStream opens the stream a GET asks for (OpenStream) and holds it, or answers the refusal.
+func (g *Gateway) holdStream(rc *fasthttp.RequestCtx) {
+	rc.Response.Header.Set("Access-Control-Expose-Headers", HeaderSessionID)
+	header := func(name string) string { return string(rc.Request.Header.Peek(name)) }
+	spec, refusal := g.OpenStream(context.Background(), edge.StreamRequest{Path: string(rc.Path()), Header: header})
+	if refusal != nil {
+		answer(rc, refusal)
 		return
 	}
-	s := Session{ID: NewSessionID(), Function: fn.Name, Transport: TransportSSE, CreatedAt: time.Now().UTC()}
-	if err := g.sessions.Create(ctx, s); err != nil {
-		g.log.Warn("creating session failed", "function", fn.Name, "err", err)
-		fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
-		return
+	if spec.NoResume {
+		rc.Request.Header.Del("Last-Event-ID")
 	}
-	// Each GET is a new session: an EventSource reconnecting with Last-Event-ID must not resume an
-	// unrelated stream's history.
-	rc.Request.Header.Del("Last-Event-ID")
-	endpoint := "/mcp/" + fn.Name + "/messages?sessionId=" + s.ID // names are [A-Za-z0-9_-]: no escaping
-	g.streams.HoldStream(rc, StreamKey(s.ID), fanout.AppendFrame(nil, "", "endpoint", []byte(endpoint)))
+	g.streams.HoldStream(rc, spec.Key, spec.First)
+}
+
+// OpenStream decides the GET streams of the MCP routes, for the edge's own request reader and for the
+// router alike. GET /mcp/{fn}/sse starts an HTTP+SSE session: a new stream whose first event, endpoint,
+// names where to POST (each GET is a new session, so Last-Event-ID never resumes an unrelated stream).
+// GET /mcp/{fn} with Mcp-Session-Id opens a Streamable HTTP session's listening stream, resumable with
+// Last-Event-ID.
+func (g *Gateway) OpenStream(ctx context.Context, r edge.StreamRequest) (edge.StreamSpec, *edge.Refusal) {
+	rest, _ := strings.CutPrefix(r.Path, "/mcp/")
+	name, legacy := strings.CutSuffix(rest, "/sse")
+	if name == "" || strings.Contains(name, "/") {
+		return edge.StreamSpec{}, refuse(fasthttp.StatusNotFound, &rpcError{code: CodeBadRequest, message: "no such MCP route"})
+	}
+	ctx = g.prop.Extract(ctx, propagation.HeaderCarrier{"Traceparent": {r.Header("traceparent")}})
+	fn, refusal := g.lookup(ctx, name)
+	if refusal != nil {
+		return edge.StreamSpec{}, refusal
+	}
+	if legacy {
+		s := Session{ID: NewSessionID(), Function: fn.Name, Transport: TransportSSE, CreatedAt: time.Now().UTC()}
+		if err := g.sessions.Create(ctx, s); err != nil {
+			g.log.Warn("creating session failed", "function", fn.Name, "err", err)
+			return edge.StreamSpec{}, refuse(fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
+		}
+		endpoint := "/mcp/" + fn.Name + "/messages?sessionId=" + s.ID // names are [A-Za-z0-9_-]: no escaping
+		return edge.StreamSpec{Key: StreamKey(s.ID), First: fanout.AppendFrame(nil, "", "endpoint", []byte(endpoint)), NoResume: true}, nil
+	}
+	if !acceptsHeader(r.Header(fasthttp.HeaderAccept), "text/event-stream") {
+		return edge.StreamSpec{}, refuse(fasthttp.StatusNotAcceptable, &rpcError{code: CodeBadRequest, message: "Not Acceptable: Accept must include text/event-stream"})
+	}
+	s, refusal := g.findSession(ctx, fn, r.Header(HeaderSessionID), TransportStreamable)
+	if refusal != nil {
+		return edge.StreamSpec{}, refusal
+	}
+	return edge.StreamSpec{Key: StreamKey(s.ID), First: []byte(": mcp session stream\n\n")}, nil
 }
 
 // postSSE handles POST /mcp/{fn}/messages?sessionId=: 202 at once, the reply on the session's stream.
@@ -401,22 +462,7 @@ func (g *Gateway) initialize(ctx context.Context, rc *fasthttp.RequestCtx, fn re
 }
 
 // getStreamable handles GET /mcp/{fn}: the session's listening stream, resumable with Last-Event-ID.
-func (g *Gateway) getStreamable(rc *fasthttp.RequestCtx) {
-	ctx := g.context(context.Background(), rc)
-	fn, ok := g.function(ctx, rc)
-	if !ok {
-		return
-	}
-	if !accepts(rc, "text/event-stream") {
-		fail(rc, fasthttp.StatusNotAcceptable, &rpcError{code: CodeBadRequest, message: "Not Acceptable: Accept must include text/event-stream"})
-		return
-	}
-	s, ok := g.session(ctx, rc, fn, string(rc.Request.Header.Peek(HeaderSessionID)), TransportStreamable)
-	if !ok {
-		return
-	}
-	g.streams.HoldStream(rc, StreamKey(s.ID), []byte(": mcp session stream\n\n"))
-}
+func (g *Gateway) getStreamable(rc *fasthttp.RequestCtx) { g.holdStream(rc) }
 
 // deleteStreamable handles DELETE /mcp/{fn}: the session ends; its ID gets 404 from then on.
 func (g *Gateway) deleteStreamable(rc *fasthttp.RequestCtx) {
@@ -443,7 +489,12 @@ func (g *Gateway) deleteStreamable(rc *fasthttp.RequestCtx) {
 
 // accepts reports whether the Accept header names mediaType (parameters aside).
 func accepts(rc *fasthttp.RequestCtx, mediaType string) bool {
-	for part := range strings.SplitSeq(string(rc.Request.Header.Peek(fasthttp.HeaderAccept)), ",") {
+	return acceptsHeader(string(rc.Request.Header.Peek(fasthttp.HeaderAccept)), mediaType)
+}
+
+// acceptsHeader reports whether an Accept header value lists mediaType.
+func acceptsHeader(accept, mediaType string) bool {
+	for part := range strings.SplitSeq(accept, ",") {
 		mt, _, _ := strings.Cut(part, ";")
 		if strings.EqualFold(strings.TrimSpace(mt), mediaType) {
 			return true

@@ -166,6 +166,7 @@ func start(t *testing.T, o options) *harness {
 		t.Fatal(err)
 	}
 	gw.Register(srv.Router())
+	srv.HandleStreams("/mcp/", gw.OpenStream) // as cmd/edge wires it: streams on fresh connections skip fasthttp
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -69,6 +69,7 @@ func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error
 		return err
 	}
 	gw.Register(srv.Router())
+	srv.HandleStreams("/mcp/", gw.OpenStream) // MCP streams opened on a fresh connection skip fasthttp
 	ctx, stop := context.WithCancel(context.Background())
 	f.stop = func() {
 		stop()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
+	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/sseedge/sseedge/auth"
@@ -175,6 +177,9 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("functions: %w", err)
 	}
 	srv.Router().GET("/debug/vars", fasthttpadaptor.NewFastHTTPHandler(expvar.Handler()))
+	srv.Router().GET("/debug/pprof/{profile}", func(ctx *fasthttp.RequestCtx) {
+		fasthttpadaptor.NewFastHTTPHandler(pprof.Handler(userValue(ctx, "profile")))(ctx)
+	})
 	srv.Router().GET("/metrics", metrics.Handler(reg))
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
@@ -204,6 +209,11 @@ func run(ctx context.Context, args []string) error {
 	<-served
 	log.Info("stopped")
 	return nil
+}
+
+func userValue(ctx *fasthttp.RequestCtx, name string) string {
+	v, _ := ctx.UserValue(name).(string)
+	return v
 }
 
 // mergeHealth joins the health reports of several parts.
