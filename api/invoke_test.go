@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sseedge/sseedge/api"
+	"github.com/sseedge/sseedge/internal/testutil"
 )
 
 // upperFn answers {"text": UPPER(text)} and reports the headers it was given.
@@ -231,7 +232,7 @@ func TestBreakerThroughAPI(t *testing.T) {
 		t.Fatalf("admin view while open: %s", b)
 	}
 	healthy.Store(true)
-	waitFor(t, "half-open", func() bool {
+	testutil.WaitFor(t, "half-open", func() bool {
 		_, _, b := e.do("GET", "/admin/functions/shaky", "")
 		return strings.Contains(string(b), `"breaker_state":"half-open"`)
 	})
@@ -286,7 +287,7 @@ func TestHangingFunctionLeavesNothingBehind(t *testing.T) {
 		e.stop()
 		fn.Close()
 	}()
-	waitGoroutines(t, baseline)
+	testutil.WaitGoroutines(t, baseline)
 }
 
 func TestAsyncLimitAndClose(t *testing.T) {
@@ -306,7 +307,7 @@ func TestAsyncLimitAndClose(t *testing.T) {
 	if _, code := errorBody(t, b); st != 429 || code != "too_many_invocations" {
 		t.Fatalf("third async = %d %s, want 429", st, b)
 	}
-	waitFor(t, "both calls at the function", func() bool { return fn.hits.Load() == 2 })
+	testutil.WaitFor(t, "both calls at the function", func() bool { return fn.hits.Load() == 2 })
 
 	closed := make(chan error, 1)
 	go func() { closed <- e.api.Close(context.Background()) }()
@@ -341,7 +342,7 @@ func TestCloseTimeoutCancelsAndStillDelivers(t *testing.T) {
 	})
 	e.register(fmt.Sprintf(`{"name":"stuck","endpoint":%q,"timeout":2,"retry":{"attempt_timeout":0.2,"max_attempts":10,"backoff_base":0.3,"backoff_cap":0.3}}`, fn.URL))
 	e.do("POST", "/invoke/stuck", `{"client_id":"c","async":true}`)
-	waitFor(t, "the call to start", func() bool { return fn.hits.Load() >= 1 })
+	testutil.WaitFor(t, "the call to start", func() bool { return fn.hits.Load() >= 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := e.api.Close(ctx); err == nil {
@@ -425,5 +426,5 @@ func TestThousandConcurrentAsync(t *testing.T) {
 		e.stop()
 		fn.Close()
 	}()
-	waitGoroutines(t, baseline)
+	testutil.WaitGoroutines(t, baseline)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/testutil"
 )
 
 func TestHierarchicalTopics(t *testing.T) {
@@ -31,7 +32,7 @@ func TestHierarchicalTopics(t *testing.T) {
 	if cc, xa := pets.resp.Header.Get("Cache-Control"), pets.resp.Header.Get("X-Accel-Buffering"); cc != "no-cache" || xa != "no" {
 		t.Errorf("Cache-Control %q, X-Accel-Buffering %q", cc, xa)
 	}
-	eventually(t, "3 topic streams", func() bool { return srv.Stats().TopicStreams == 3 })
+	testutil.WaitFor(t, "3 topic streams", func() bool { return srv.Stats().TopicStreams == 3 })
 
 	id := publish(t, srv, "/pets/dogs", "bark", "woof\nwoof woof\r\nwoof!")
 	for name, s := range map[string]*sseStream{"pets": pets, "dogs": dogs} {
@@ -119,7 +120,7 @@ func TestClientStream(t *testing.T) {
 func TestHealth(t *testing.T) {
 	srv := start(t, edge.Config{NodeID: "node-h"})
 	openSSE(t, srv.url+"/subscribe/x", nil)
-	eventually(t, "one stream", func() bool { return srv.Stats().TopicStreams == 1 })
+	testutil.WaitFor(t, "one stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	resp, err := http.Get(srv.url + "/admin/health")
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +152,7 @@ func TestIdleStreamsCostNoGoroutines(t *testing.T) {
 		c, _ := rawStream(t, srv.addr, fmt.Sprintf("/subscribe/idle/%d", i%10))
 		conns = append(conns, c)
 	}
-	eventually(t, "2000 streams", func() bool { return srv.Stats().TopicStreams == n })
+	testutil.WaitFor(t, "2000 streams", func() bool { return srv.Stats().TopicStreams == n })
 	runtime.GC()
 	added := runtime.NumGoroutine() - before
 	t.Logf("%d idle streams added %d goroutines", n, added)
@@ -168,7 +169,7 @@ func TestIdleStreamsCostNoGoroutines(t *testing.T) {
 		c.Close()
 	}
 	conns = nil
-	eventually(t, "streams to close", func() bool { return srv.Stats().TopicStreams == 0 })
+	testutil.WaitFor(t, "streams to close", func() bool { return srv.Stats().TopicStreams == 0 })
 }
 
 // TestHeartbeats checks that 500 idle streams all get heartbeats and that a tick builds one frame.
@@ -208,11 +209,11 @@ func TestHeartbeats(t *testing.T) {
 func TestResume(t *testing.T) {
 	srv := start(t, edge.Config{})
 	s := openSSE(t, srv.url+"/subscribe/feed", nil)
-	eventually(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
+	testutil.WaitFor(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	publish(t, srv, "/feed", "", "seen")
 	last := s.next(t).LastEventID
 	s.close()
-	eventually(t, "disconnect", func() bool { return srv.Stats().TopicStreams == 0 })
+	testutil.WaitFor(t, "disconnect", func() bool { return srv.Stats().TopicStreams == 0 })
 
 	for i := range 50 {
 		publish(t, srv, "/feed/sub", "", strconv.Itoa(i))
@@ -323,7 +324,7 @@ func TestSlowConsumer(t *testing.T) {
 			}
 		}()
 	}
-	eventually(t, "101 streams", func() bool { return srv.Stats().TopicStreams == subs+1 })
+	testutil.WaitFor(t, "101 streams", func() bool { return srv.Stats().TopicStreams == subs+1 })
 
 	payload := strings.Repeat("x", 200)
 	client := &http.Client{}
@@ -347,7 +348,7 @@ func TestSlowConsumer(t *testing.T) {
 	if srv.Stats().SlowConsumers != 1 {
 		t.Fatalf("slow consumers = %d; want 1", srv.Stats().SlowConsumers)
 	}
-	eventually(t, "the stalled stream to be closed", func() bool { return srv.Stats().TopicStreams == 0 })
+	testutil.WaitFor(t, "the stalled stream to be closed", func() bool { return srv.Stats().TopicStreams == 0 })
 	client.CloseIdleConnections()
 }
 
@@ -385,7 +386,7 @@ func TestBadInput(t *testing.T) {
 	}
 	// The node still serves.
 	s := openSSE(t, srv.url+"/subscribe/ok", nil)
-	eventually(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
+	testutil.WaitFor(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	publish(t, srv, "/ok", "", "fine")
 	if ev := s.next(t); ev.Data != "fine" {
 		t.Fatalf("after bad input got %+v", ev)
@@ -433,7 +434,7 @@ func TestStreamOnKeepAliveConnection(t *testing.T) {
 	if err := readUntil(r, "retry: "); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
+	testutil.WaitFor(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	publish(t, srv, "/ka", "", "hijacked")
 	if err := readUntil(r, "data: hijacked"); err != nil {
 		t.Fatal(err)
@@ -451,7 +452,7 @@ func TestGracefulShutdown(t *testing.T) {
 	go func() { done <- srv.Serve(ln) }()
 	ts := &testServer{Server: srv, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
 	s := openSSE(t, ts.url+"/subscribe/bye", nil)
-	eventually(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
+	testutil.WaitFor(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	if err := srv.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +527,7 @@ func TestShutdownWithStalledStream(t *testing.T) {
 	}
 	defer stalled.Close()
 	fmt.Fprintf(stalled, "GET /subscribe/stall HTTP/1.1\r\nHost: x\r\n\r\n")
-	eventually(t, "the stream", func() bool { return srv.Stats().TopicStreams == 1 })
+	testutil.WaitFor(t, "the stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	ts := &testServer{Server: srv, addr: addr, url: "http://" + addr}
 	big := strings.Repeat("x", 8000)
 	for range 40 { // far more than the socket buffers hold

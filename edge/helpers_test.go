@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	sse "github.com/tmaxmax/go-sse"
 
 	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/testutil"
 )
 
 // TestMain configures netpoll as cmd/edge does (small read buffers, so every test also runs with heads
@@ -91,34 +91,11 @@ func start(t *testing.T, cfg edge.Config) *testServer {
 	return &testServer{Server: srv, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
 }
 
-// leakCheck fails the test if it leaves goroutines behind. Goroutine exits cannot be awaited, so it
-// polls the count with a deadline.
+// leakCheck fails the test if it leaves goroutines behind; idle keep-alive connections of the default
+// HTTP client are closed first, since they are not the test's leaks.
 func leakCheck(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		http.DefaultClient.CloseIdleConnections()
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
-// eventually polls cond until it holds or the deadline passes; for server state that has no event to
-// wait on (counts after a peer hangs up).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.LeakCheck(t)
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 }
 
 // sseStream is a stream read by an independent SSE parser (tmaxmax/go-sse) on a real HTTP client.

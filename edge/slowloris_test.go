@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/testutil"
 )
 
 // The slowloris swarm: slowConns connections, half of which never send a byte and half of which send a
@@ -193,7 +194,7 @@ func receive100(t *testing.T, srv *testServer) time.Duration {
 	c, r := rawStream(t, srv.addr, "/subscribe/normal")
 	defer c.Close()
 	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	eventually(t, "the normal stream", func() bool { return srv.Stats().TopicStreams == 1 })
+	testutil.WaitFor(t, "the normal stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	for i := range 100 {
 		publish(t, srv, "/normal", "tick", fmt.Sprint(i))
 	}
@@ -207,7 +208,7 @@ func receive100(t *testing.T, srv *testServer) time.Duration {
 		}
 	}
 	c.Close()
-	eventually(t, "the normal stream to close", func() bool { return srv.Stats().TopicStreams == 0 })
+	testutil.WaitFor(t, "the normal stream to close", func() bool { return srv.Stats().TopicStreams == 0 })
 	return time.Since(began)
 }
 

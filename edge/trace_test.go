@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/testutil"
 )
 
 // recordSpans installs an in-process span recorder and the W3C propagator as the global ones for the
@@ -80,7 +81,7 @@ func TestPublishSpanContinuesCallerTrace(t *testing.T) {
 	sub := openSSE(t, srv.url+"/subscribe/pets", nil)
 	client := openSSE(t, srv.url+"/sse/alice", nil)
 	_ = client.next(t) // connected
-	eventually(t, "2 streams", func() bool { st := srv.Stats(); return st.TopicStreams == 1 && st.ClientStreams == 1 })
+	testutil.WaitFor(t, "2 streams", func() bool { st := srv.Stats(); return st.TopicStreams == 1 && st.ClientStreams == 1 })
 
 	const (
 		callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -17,6 +17,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/invoker"
 	"github.com/sseedge/sseedge/registry"
 )
@@ -131,11 +132,11 @@ func TestHangingFunctionTimesOutWithoutLeaks(t *testing.T) {
 	if took < 300*time.Millisecond || took > 2*time.Second {
 		t.Fatalf("invoke took %v, want about 300ms", took)
 	}
-	waitGoroutines(t, beforeCall) // nothing of the call survives it
+	testutil.WaitGoroutines(t, beforeCall) // nothing of the call survives it
 
 	inv.Close()
 	srv.Close()
-	waitGoroutines(t, baseline)
+	testutil.WaitGoroutines(t, baseline)
 }
 
 func TestAttemptTimeoutLeavesRoomForRetry(t *testing.T) {
@@ -195,7 +196,7 @@ func TestBreakerOpensFailsFastAndRecovers(t *testing.T) {
 	}
 
 	failing.Store(false)
-	waitFor(t, "half-open", func() bool { return inv.Health("breaky").Endpoints[0].BreakerState == "half-open" })
+	testutil.WaitFor(t, "half-open", func() bool { return inv.Health("breaky").Endpoints[0].BreakerState == "half-open" })
 	res, err := invoke(t, inv, f, `{}`)
 	if err != nil || res.Status != 200 {
 		t.Fatalf("probe = %+v, %v; want 200", res, err)
@@ -259,7 +260,7 @@ func TestTwoEndpointsOneDown(t *testing.T) {
 	}
 	inv.Close()
 	up.Close()
-	waitGoroutines(t, baseline)
+	testutil.WaitGoroutines(t, baseline)
 }
 
 func TestRoundRobin(t *testing.T) {
@@ -370,7 +371,7 @@ func TestHealthChecks(t *testing.T) {
 	if err := inv.StartHealthChecks(context.Background(), time.Second, store.List); err == nil {
 		t.Fatal("second StartHealthChecks accepted")
 	}
-	waitFor(t, "a failed probe", func() bool {
+	testutil.WaitFor(t, "a failed probe", func() bool {
 		h := inv.Health("probed")
 		return len(h.Endpoints) == 2 && h.Endpoints[1].CheckedAt != nil && !h.Endpoints[1].Healthy
 	})
@@ -384,13 +385,13 @@ func TestHealthChecks(t *testing.T) {
 		t.Fatalf("last error = %q", h.Endpoints[1].LastError)
 	}
 	sick.Store(false)
-	waitFor(t, "recovery", func() bool { return inv.Health("probed").Endpoints[1].Healthy })
+	testutil.WaitFor(t, "recovery", func() bool { return inv.Health("probed").Endpoints[1].Healthy })
 
 	// A function deleted from the store loses its live state at the next round.
 	if err := store.Delete(context.Background(), "probed"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "pruning", func() bool { return len(inv.Health("probed").Endpoints) == 0 })
+	testutil.WaitFor(t, "pruning", func() bool { return len(inv.Health("probed").Endpoints) == 0 })
 }
 
 func TestAllEndpointsUnhealthy(t *testing.T) {
@@ -405,7 +406,7 @@ func TestAllEndpointsUnhealthy(t *testing.T) {
 	if err := inv.StartHealthChecks(context.Background(), 20*time.Millisecond, list); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "probe", func() bool { return !inv.Health("sick").Healthy && len(inv.Health("sick").Endpoints) == 1 })
+	testutil.WaitFor(t, "probe", func() bool { return !inv.Health("sick").Healthy && len(inv.Health("sick").Endpoints) == 1 })
 	_, err := invoke(t, inv, f, `{}`)
 	wantCode(t, err, invoker.CodeNoHealthyEndpoint)
 }
@@ -509,11 +510,11 @@ func TestCloseStopsHealthChecks(t *testing.T) {
 	if err := inv.StartHealthChecks(context.Background(), 10*time.Millisecond, list); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "a few rounds", func() bool { return rounds.Load() >= 3 })
+	testutil.WaitFor(t, "a few rounds", func() bool { return rounds.Load() >= 3 })
 	inv.Close()
 	after := rounds.Load()
 	srv.Close()
-	waitGoroutines(t, baseline)
+	testutil.WaitGoroutines(t, baseline)
 	if rounds.Load() != after {
 		t.Fatal("health checks ran after Close")
 	}

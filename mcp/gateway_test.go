@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/mcp"
 )
 
@@ -179,7 +180,7 @@ func TestListeningStream(t *testing.T) {
 	}
 
 	s := get("")
-	waitFor(t, "the stream", func() bool { return h.srv.Stats().ClientStreams == 1 })
+	testutil.WaitFor(t, "the stream", func() bool { return h.srv.Stats().ClientStreams == 1 })
 	note := func(n int) []byte {
 		return fmt.Appendf(nil, `{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":%d}}`, n)
 	}
@@ -191,7 +192,7 @@ func TestListeningStream(t *testing.T) {
 		t.Fatalf("event %+v", ev)
 	}
 	s.resp.Body.Close()
-	waitFor(t, "the stream to close", func() bool { return h.srv.Stats().ClientStreams == 0 })
+	testutil.WaitFor(t, "the stream to close", func() bool { return h.srv.Stats().ClientStreams == 0 })
 	if _, err := h.srv.PublishToClient(mcp.StreamKey(sid), "message", note(2)); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/invoker"
 	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/mcp/mcpfunc"
@@ -204,20 +204,11 @@ func (h *harness) register(t *testing.T, fn registry.Function) {
 	}
 }
 
-// leakCheck fails the test if it leaves goroutines behind, polling since exits cannot be awaited.
+// leakCheck fails the test if it leaves goroutines behind; idle keep-alive connections of the default
+// HTTP client are closed first, since they are not the test's leaks.
 func leakCheck(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		http.DefaultClient.CloseIdleConnections()
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
+	testutil.LeakCheck(t)
+	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 }
 
 // post sends body to path with the Streamable HTTP headers plus extra ("" values delete a header).

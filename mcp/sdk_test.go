@@ -19,6 +19,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/registry"
 )
 
@@ -66,12 +67,12 @@ func TestGoSDKStreamable(t *testing.T) {
 	}
 	useUpper(t, ctx, cs, 300*time.Millisecond)
 	// The SDK opens the listening stream (GET) after initialize; it is held by the edge.
-	waitFor(t, "the listening stream", func() bool { return h.srv.Stats().ClientStreams == 1 })
+	testutil.WaitFor(t, "the listening stream", func() bool { return h.srv.Stats().ClientStreams == 1 })
 	if err := cs.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
 	// Close sends DELETE: the session is gone, and so is the stream.
-	waitFor(t, "the session to end", func() bool { return h.sessions.Len() == 0 && h.srv.Stats().ClientStreams == 0 })
+	testutil.WaitFor(t, "the session to end", func() bool { return h.sessions.Len() == 0 && h.srv.Stats().ClientStreams == 0 })
 }
 
 func TestGoSDKSSE(t *testing.T) {
@@ -91,7 +92,7 @@ func TestGoSDKSSE(t *testing.T) {
 	if err := cs.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("close: %v", err)
 	}
-	waitFor(t, "the stream to close", func() bool { return h.srv.Stats().ClientStreams == 0 })
+	testutil.WaitFor(t, "the stream to close", func() bool { return h.srv.Stats().ClientStreams == 0 })
 }
 
 // TestTypeScriptSDK runs the official TypeScript SDK (mcp/testdata/tsclient) over both transports. It
@@ -152,7 +153,7 @@ func TestTypeScriptSDK(t *testing.T) {
 		})
 	}
 	// The streamable client ended its session with DELETE; the legacy one's stays until evicted.
-	waitFor(t, "the streams to close", func() bool { return h.srv.Stats().ClientStreams == 0 })
+	testutil.WaitFor(t, "the streams to close", func() bool { return h.srv.Stats().ClientStreams == 0 })
 	if n := h.sessions.Len(); n != 1 {
 		t.Errorf("%d sessions left, want 1 (the HTTP+SSE one)", n)
 	}
@@ -189,17 +190,6 @@ func tsClientDir(t *testing.T) string {
 		}
 	}
 	return dir
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // heldStreamFraming says what, on a held stream, breaks SSE clients that take every event for theirs:
