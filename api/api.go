@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -15,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
+	"github.com/sseedge/sseedge/internal/bounded"
 	"github.com/sseedge/sseedge/invoker"
 	"github.com/sseedge/sseedge/registry"
 )
@@ -78,12 +78,7 @@ type API struct {
 
 	// async invocations: a slot per invocation in flight, a context they all derive from (canceled
 	// when Close runs out of patience), and a WaitGroup that Close waits on.
-	slots   chan struct{}
-	base    context.Context
-	cancel  context.CancelFunc
-	mu      sync.Mutex // guards closing and wg.Add against Close's wg.Wait
-	closing bool
-	wg      sync.WaitGroup
+	async *bounded.Group
 }
 
 // New checks cfg, fills its defaults and returns the API.
@@ -115,12 +110,11 @@ func New(cfg Config) (*API, error) {
 	if cfg.Propagator == nil {
 		cfg.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, otel.GetTextMapPropagator())
 	}
-	base, cancel := context.WithCancel(context.Background())
 	return &API{
 		store: cfg.Store, inv: cfg.Invoker, deliver: cfg.Deliver, log: cfg.Logger, prop: cfg.Propagator,
 		maxBody: cfg.MaxBodyBytes, maxTO: cfg.MaxTimeout, deliverT: cfg.DeliverTimeout, mw: cfg.Middleware,
 		checkEndpoint: cfg.CheckEndpoint,
-		slots:         make(chan struct{}, cfg.MaxAsync), base: base, cancel: cancel,
+		async:         bounded.New(cfg.MaxAsync),
 	}, nil
 }
 
@@ -141,42 +135,4 @@ func (a *API) Register(r *router.Router) {
 
 // Close refuses new async invocations and waits for those in flight, results delivered. If ctx ends
 // first it cancels them (each still delivers its failure) and returns ctx's error.
-func (a *API) Close(ctx context.Context) error {
-	a.mu.Lock()
-	a.closing = true
-	a.mu.Unlock()
-	done := make(chan struct{})
-	go func() { // ends when the last async invocation does
-		a.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		a.cancel()
-		return nil
-	case <-ctx.Done():
-		a.cancel()
-		return ctx.Err()
-	}
-}
-
-// startAsync takes a slot for an async invocation, or says why it cannot.
-func (a *API) startAsync() (ok bool, closing bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closing {
-		return false, true
-	}
-	select {
-	case a.slots <- struct{}{}:
-		a.wg.Add(1)
-		return true, false
-	default:
-		return false, false
-	}
-}
-
-func (a *API) endAsync() {
-	<-a.slots
-	a.wg.Done()
-}
+func (a *API) Close(ctx context.Context) error { return a.async.Close(ctx) }

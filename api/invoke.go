@@ -155,25 +155,25 @@ func validClientID(s string) bool {
 
 // invokeAsync answers 202 and runs the invocation in the background, bounded by MaxAsync.
 func (a *API) invokeAsync(rc *fasthttp.RequestCtx, fn registry.Function, req invoker.Request) {
-	ok, closing := a.startAsync()
+	ok, closing := a.async.Start()
 	switch {
 	case closing:
 		httpjson.WriteError(rc, fasthttp.StatusServiceUnavailable, "shutting_down", "the edge is shutting down")
 		return
 	case !ok:
 		httpjson.WriteError(rc, fasthttp.StatusTooManyRequests, "too_many_invocations",
-			fmt.Sprintf("%d async invocations already in flight", cap(a.slots)))
+			fmt.Sprintf("%d async invocations already in flight", a.async.Cap()))
 		return
 	}
 	// Detached from the request (it outlives it) but carrying the caller's trace.
-	ctx := a.prop.Extract(a.base, metrics.RequestHeaderCarrier{Header: &rc.Request.Header})
+	ctx := a.prop.Extract(a.async.Context(), metrics.RequestHeaderCarrier{Header: &rc.Request.Header})
 	go a.runAsync(ctx, fn, req)
 	httpjson.Write(rc, fasthttp.StatusAccepted, InvokeAccepted{InvocationID: req.InvocationID})
 }
 
 // runAsync invokes fn and delivers the outcome, success or failure, to the client's stream.
 func (a *API) runAsync(ctx context.Context, fn registry.Function, req invoker.Request) {
-	defer a.endAsync()
+	defer a.async.Done()
 	log := a.log.With("invocation_id", req.InvocationID, "function", fn.Name, "client_id", req.ClientID)
 	defer func() {
 		if p := recover(); p != nil {

@@ -25,7 +25,6 @@ import (
 	"log/slog"
 	"mime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fasthttp/router"
@@ -35,6 +34,7 @@ import (
 
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/bounded"
 	"github.com/sseedge/sseedge/invoker"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/registry"
@@ -95,12 +95,7 @@ type Gateway struct {
 	log      *slog.Logger
 	prop     propagation.TextMapPropagator
 
-	slots   chan struct{}
-	base    context.Context
-	cancel  context.CancelFunc
-	mu      sync.Mutex // guards closing and wg.Add against Close's wg.Wait
-	closing bool
-	wg      sync.WaitGroup
+	pending *bounded.Group
 }
 
 // New checks cfg and returns a Gateway.
@@ -125,11 +120,10 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Propagator == nil {
 		cfg.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, otel.GetTextMapPropagator())
 	}
-	base, cancel := context.WithCancel(context.Background())
 	return &Gateway{
 		fns: cfg.Functions, inv: cfg.Invoker, streams: cfg.Streams, sessions: cfg.Sessions,
 		log: cfg.Logger.With("component", "mcp"), prop: cfg.Propagator,
-		slots: make(chan struct{}, cfg.MaxPending), base: base, cancel: cancel,
+		pending: bounded.New(cfg.MaxPending),
 	}, nil
 }
 
@@ -149,23 +143,7 @@ func (g *Gateway) Register(r *router.Router) {
 // Close refuses new HTTP+SSE messages and waits for those being forwarded, replies published. If ctx
 // ends first it cancels them (each still publishes its -32603 error once its attempt in progress ends)
 // and returns ctx's error.
-func (g *Gateway) Close(ctx context.Context) error {
-	g.mu.Lock()
-	g.closing = true
-	g.mu.Unlock()
-	done := make(chan struct{})
-	go func() { // ends when the last background call does
-		g.wg.Wait()
-		close(done)
-	}()
-	defer g.cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (g *Gateway) Close(ctx context.Context) error { return g.pending.Close(ctx) }
 
 // StreamKey is the client-stream key of a session: replies (HTTP+SSE) and server-initiated messages
 // (both transports) are published there, by the gateway or by anyone with the admin token through
@@ -335,16 +313,16 @@ func (g *Gateway) postSSE(rc *fasthttp.RequestCtx) {
 		fail(rc, fasthttp.StatusBadRequest, perr)
 		return
 	}
-	if !g.startPending() {
+	if ok, _ := g.pending.Start(); !ok { // full or closing: either way, try again (another node)
 		rc.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 		fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{id: msg.ID, code: CodeInternalError, message: "too many messages in flight; try again"})
 		return
 	}
 	c := g.newCall(rc, fn, s, msg, string(rc.Request.Header.Peek(HeaderProtocolVersion)))
-	detached := g.context(g.base, rc) // ends with the gateway, not with this request
+	detached := g.context(g.pending.Context(), rc) // ends with the gateway, not with this request
 	rc.SetStatusCode(fasthttp.StatusAccepted)
 	go func() {
-		defer g.endPending()
+		defer g.pending.Done()
 		reply, _ := g.forward(detached, c)
 		if reply == nil {
 			return
@@ -353,26 +331,6 @@ func (g *Gateway) postSSE(rc *fasthttp.RequestCtx) {
 			g.log.Warn("publishing a reply failed", "function", fn.Name, "session", s.ID, "err", err)
 		}
 	}()
-}
-
-func (g *Gateway) startPending() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closing {
-		return false
-	}
-	select {
-	case g.slots <- struct{}{}:
-		g.wg.Add(1)
-		return true
-	default:
-		return false
-	}
-}
-
-func (g *Gateway) endPending() {
-	<-g.slots
-	g.wg.Done()
 }
 
 // postStreamable handles POST /mcp/{fn}: one message, the reply (for a request) in the answer.
