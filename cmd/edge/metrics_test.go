@@ -98,7 +98,7 @@ func TestMetricsEndToEnd(t *testing.T) {
 	t.Run("redis", func(t *testing.T) {
 		r := redistest.StartSingle(t)
 		fams := exercise(t, startNode(t, "metrics-redis", append(env, "REDIS_ADDR="+r.Addr())...))
-		for _, cmd := range []string{"EVALSHA", "XRANGE"} { // publishes, and the history read of the resume
+		for _, cmd := range []string{"EVALSHA", "XRANGE", "GET", "PIPELINE"} { // publishes, the resume's history read, the registry read (cold), the directory refresh
 			if v := value(fams, "sseedge_redis_command_duration_seconds", "command", cmd); v <= 0 {
 				t.Errorf("sseedge_redis_command_duration_seconds{command=%s} count = %v; want > 0", cmd, v)
 			}

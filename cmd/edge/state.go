@@ -38,7 +38,9 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		return nil, fmt.Errorf("redis: %w", err)
 	}
 	eng := redisengine.New(client, redisengine.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: log, Metrics: m})
-	store := registry.NewRedisStore(client, "sseedge", registry.WithOnCacheHit(func(hit bool) {
+	// The engine times and traces its own calls; the other parts share one instrumented view.
+	shared := registry.Instrument(client, m)
+	store := registry.NewRedisStore(shared, "sseedge", registry.WithOnCacheHit(func(hit bool) {
 		if hit {
 			m.RedisCacheHit()
 		} else {
@@ -49,8 +51,8 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		store:     store,
 		topics:    eng.Namespace("t"),
 		clients:   eng.Namespace("c"),
-		directory: registry.NewRedisDirectory(client, "sseedge"),
-		sessions:  mcp.NewRedisSessionStore(client, "sseedge", 24*time.Hour),
+		directory: registry.NewRedisDirectory(shared, "sseedge"),
+		sessions:  mcp.NewRedisSessionStore(shared, "sseedge", 24*time.Hour),
 		engine:    eng,
 		client:    client,
 		m:         m,
