@@ -326,6 +326,9 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	testutil.WaitFor(t, "101 streams", func() bool { return srv.Stats().TopicStreams == subs+1 })
 
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
 	payload := strings.Repeat("x", 200)
 	client := &http.Client{}
 	for i := range events {
@@ -347,6 +350,16 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	if srv.Stats().SlowConsumers != 1 {
 		t.Fatalf("slow consumers = %d; want 1", srv.Stats().SlowConsumers)
+	}
+	// Memory stays bounded: 10,000 events of ~215 bytes were published (2 MiB, shared by every
+	// subscriber), and the stalled stream held at most its 512 KiB queue before it was cut off.
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	grown := int64(after.HeapInuse) - int64(before.HeapInuse)
+	t.Logf("heap in use grew by %d KiB during the flood", grown>>10)
+	if grown > 32<<20 {
+		t.Fatalf("heap in use grew by %d MiB during the flood; want under 32 MiB", grown>>20)
 	}
 	testutil.WaitFor(t, "the stalled stream to be closed", func() bool { return srv.Stats().TopicStreams == 0 })
 	client.CloseIdleConnections()
