@@ -44,7 +44,7 @@ func tracedNode(t *testing.T, addr string, tp trace.TracerProvider) (*node, *pro
 func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]string {
 	out := map[attribute.Key]string{}
 	for _, kv := range s.Attributes() {
-		out[kv.Key] = kv.Value.Emit()
+		out[kv.Key] = kv.Value.String()
 	}
 	return out
 }
