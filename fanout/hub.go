@@ -92,8 +92,6 @@ func NewHub(cfg Config) *Hub {
 	return h
 }
 
-// Shared reports whether the hub's streams are shared with other nodes through an engine.
-func (h *Hub) Shared() bool { return h.cfg.Engine != nil }
 
 // Event is what a publisher sends: an optional ID (generated when empty), an optional name (default
 // "message") and the data, which may span lines.

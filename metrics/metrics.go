@@ -276,15 +276,6 @@ func (m *Metrics) EventPublished() {
 	m.eventsPublished.Inc()
 }
 
-// FrameSent counts one frame of n bytes written to a stream.
-func (m *Metrics) FrameSent(n int) {
-	if m == nil {
-		return
-	}
-	m.framesSent.Inc()
-	m.bytesSent.Add(float64(n))
-}
-
 // FramesSent counts frames frames totalling n bytes. A broadcast loop should count once per batch
 // rather than once per recipient: at a million deliveries a second, one shared counter touched by
 // every core is itself a bottleneck.

@@ -56,7 +56,7 @@ func touchAll(m *Metrics) {
 		m.ConnClosed(KindSSE, r)
 	}
 	m.EventPublished()
-	m.FrameSent(42)
+	m.FramesSent(1, 42)
 	m.FramesSent(10, 420)
 	m.ObserveDelivery(3 * time.Millisecond)
 	m.ObserveHeartbeatBatch(700 * time.Microsecond)
@@ -148,7 +148,7 @@ func TestValuesAfterObservations(t *testing.T) {
 	m.ConnClosed(KindTopic, CloseSlowConsumer)
 	m.ConnClosed(KindMCP, CloseReason(200)) // unknown reason counts as error
 	m.ConnOpened(Kind(9))                   // unknown kind is ignored
-	m.FrameSent(100)
+	m.FramesSent(1, 100)
 	m.FramesSent(3, 30)
 	m.FramesSent(0, 99) // nothing sent, nothing counted
 	m.RequestRejected(RejectReason(99))
@@ -278,7 +278,6 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		"ConnOpened":            func() { m.ConnOpened(KindSSE) },
 		"ConnClosed":            func() { m.ConnClosed(KindSSE, CloseClient) },
 		"EventPublished":        func() { m.EventPublished() },
-		"FrameSent":             func() { m.FrameSent(128) },
 		"FramesSent":            func() { m.FramesSent(1000, 128000) },
 		"ObserveDelivery":       func() { m.ObserveDelivery(2 * time.Millisecond) },
 		"ObserveHeartbeatBatch": func() { m.ObserveHeartbeatBatch(time.Millisecond) },
@@ -318,7 +317,7 @@ func TestNilMetricsIsSafe(t *testing.T) {
 	if f.Name() != "" {
 		t.Errorf("nil Function has a name")
 	}
-	if n := testing.AllocsPerRun(100, func() { m.FrameSent(1); m.ConnOpened(KindSSE) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { m.FramesSent(1, 1); m.ConnOpened(KindSSE) }); n != 0 {
 		t.Errorf("nil Metrics allocates %v", n)
 	}
 }

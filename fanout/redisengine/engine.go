@@ -16,13 +16,11 @@ package redisengine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -108,11 +106,9 @@ type Engine struct {
 	mu   sync.RWMutex
 	hubs map[string]func(key string, f *fanout.Frame)
 
-	up        atomic.Bool
-	listening atomic.Int32 // partitions whose subscription is known to work
-	probes    sync.Map     // probe nonce -> chan struct{}
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
+	probes sync.Map // probe nonce -> chan struct{}
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // New returns an engine on client. It does not touch Redis until Start.
@@ -129,11 +125,6 @@ func New(client rueidis.Client, cfg Config) *Engine {
 // Namespace returns the fanout.Engine of one hub ("t" for topics, "c" for clients).
 func (e *Engine) Namespace(ns string) fanout.Engine { return &namespace{e: e, ns: ns} }
 
-// Up reports whether Redis answered the last call and every partition is subscribed.
-func (e *Engine) Up() bool {
-	return e.up.Load() && int(e.listening.Load()) == e.cfg.Partitions
-}
-
 // Start subscribes to every partition and returns once each subscription has carried a probe
 // message, so that events published after Start returns reach this node. The subscriptions are kept,
 // and renewed after Redis comes back, until Close.
@@ -148,7 +139,6 @@ func (e *Engine) Start(ctx context.Context) error {
 			return fmt.Errorf("redisengine: partition %d: %w", p, err)
 		}
 	}
-	e.up.Store(true)
 	return nil
 }
 
@@ -165,22 +155,17 @@ func (e *Engine) listen(ctx context.Context, p int) {
 	ch := e.channel(p)
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
-		counted := false
+		// rueidis renews a subscription itself after a reconnect; Receive returns only when it gives up.
+		began := time.Now()
 		err := e.client.Receive(ctx, e.client.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
-			if !counted {
-				counted = true
-				e.listening.Add(1)
-			}
-			backoff = 50 * time.Millisecond
 			e.receive(m.Message)
 		})
-		if counted {
-			e.listening.Add(-1)
-		}
 		if ctx.Err() != nil {
 			return
 		}
-		e.up.Store(false)
+		if time.Since(began) > 10*time.Second { // it worked for a while: start the back-off afresh
+			backoff = 50 * time.Millisecond
+		}
 		e.log.Warn("redis subscription lost; renewing", "channel", ch, "err", err)
 		select {
 		case <-ctx.Done():
@@ -188,24 +173,6 @@ func (e *Engine) listen(ctx context.Context, p int) {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 2*time.Second)
-		go e.reprobe(ctx, p)
-	}
-}
-
-// reprobe confirms a renewed subscription (and so Redis) is back.
-func (e *Engine) reprobe(ctx context.Context, p int) {
-	for ctx.Err() == nil {
-		pctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-		err := e.probe(pctx, p)
-		cancel()
-		if err == nil {
-			e.up.Store(true)
-			return
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(200 * time.Millisecond):
-		}
 	}
 }
 
@@ -321,14 +288,10 @@ func (e *Engine) historyKey(p int, ns, root string) string {
 	return e.cfg.Prefix + ":{p" + strconv.Itoa(p) + "}:h:" + ns + ":" + root
 }
 
-// unavailable wraps a Redis error as fanout.ErrUnavailable and marks the engine down.
+// unavailable wraps a Redis error as fanout.ErrUnavailable.
 func (e *Engine) unavailable(op string, err error) error {
 	if rueidis.IsRedisNil(err) {
 		return nil
-	}
-	var re *rueidis.RedisError
-	if !errors.As(err, &re) { // a connection or timeout error, not an answer
-		e.up.Store(false)
 	}
 	return fmt.Errorf("redisengine: %s: %w: %w", op, fanout.ErrUnavailable, err)
 }
@@ -373,7 +336,6 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 		span.SetStatus(codes.Error, err.Error())
 		return "", err
 	}
-	e.up.Store(true)
 	span.SetAttributes(attribute.String("sseedge.event_id", id))
 	if ev.ID != "" {
 		return ev.ID, nil
@@ -399,7 +361,6 @@ func (n *namespace) Since(ctx context.Context, key, lastID string) ([]*fanout.Fr
 		span.SetStatus(codes.Error, err.Error())
 		return nil, false, err
 	}
-	e.up.Store(true)
 	span.SetAttributes(attribute.Int("sseedge.history_entries", len(entries)))
 	cutoff := time.Now().Add(-e.cfg.HistoryTTL)
 	from, found := 0, false
