@@ -63,22 +63,24 @@ func (s *Server) hijackStream(ctx *fasthttp.RequestCtx) {
 }
 
 // HoldStream answers ctx with an event stream held like GET /sse/{key}: events published to client key
-// (PublishToClient) reach it on whichever node it is held, and Last-Event-ID resumes it. first, when
-// set, is its first event. Other packages (MCP) use it for the streams of their own routes; they do
+// (PublishToClient) reach it on whichever node it is held, and Last-Event-ID resumes it unless
+// spec.NoResume. spec.First, when set, is its first event. Other packages (MCP) use it for the streams of their own routes; they do
 // their own authorization first.
-func (s *Server) HoldStream(ctx *fasthttp.RequestCtx, key string, first []byte) {
+func (s *Server) HoldStream(ctx *fasthttp.RequestCtx, spec StreamSpec) {
 	ac, ok := ctx.Conn().(*apiConn)
 	if !ok {
 		s.fail(ctx, fasthttp.StatusInternalServerError, "internal", "stream on a foreign connection")
 		return
 	}
-	if !validClientID(key) {
+	if !validClientID(spec.Key) {
 		s.fail(ctx, fasthttp.StatusBadRequest, "bad_stream_key", "stream key must be 1-128 printable characters without '/'")
 		return
 	}
-	req := streamRequest{kind: kindClient, key: key, origin: string(ctx.Request.Header.Peek("Origin")), first: first}
-	req.lastEventID = string(ctx.Request.Header.Peek("Last-Event-ID"))
-	req.resume = req.lastEventID != ""
+	req := streamRequest{kind: kindClient, key: spec.Key, origin: string(ctx.Request.Header.Peek("Origin")), first: spec.First, onClose: spec.OnClose}
+	if !spec.NoResume {
+		req.lastEventID = string(ctx.Request.Header.Peek("Last-Event-ID"))
+		req.resume = req.lastEventID != ""
+	}
 	ac.state.mode.Store(modeStream)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(net.Conn) { s.openStream(ac.Connection, req) })

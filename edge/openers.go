@@ -18,6 +18,9 @@ type StreamSpec struct {
 	Key      string
 	First    []byte
 	NoResume bool
+	// OnClose, when set, runs once the stream has ended, on a goroutine of its own (it may call shared
+	// state): MCP ends an HTTP+SSE session with its stream.
+	OnClose func()
 }
 
 // Refusal is an opener's answer when it does not open a stream: a status and a body in the opener's

@@ -33,6 +33,7 @@ type streamRequest struct {
 	origin      string
 	meta        map[string]string
 	first       []byte // first event of a stream held for another package; nil: "connected" on client streams
+	onClose     func() // run when a stream held for another package ends
 }
 
 // apiError is a refusal with its status and stable code.

@@ -349,7 +349,7 @@ func (s *Server) openForOpener(conn netpoll.Connection, open StreamOpener, head 
 		s.writeRaw(conn, origin, refusal.Status, refusal.ContentType, refusal.Body)
 		return
 	}
-	req := streamRequest{kind: kindClient, key: spec.Key, origin: origin, first: spec.First}
+	req := streamRequest{kind: kindClient, key: spec.Key, origin: origin, first: spec.First, onClose: spec.OnClose}
 	if !spec.NoResume {
 		req.lastEventID = head.get("Last-Event-ID")
 		req.resume = req.lastEventID != ""
@@ -415,6 +415,7 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 		meta:   req.meta,
 		opened: time.Now().UnixNano(),
 		held:   req.first != nil,
+		onEnd:  req.onClose,
 	}
 	_ = conn.SetReadTimeout(0)
 	if s.cfg.SendBufferBytes > 0 {

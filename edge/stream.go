@@ -81,6 +81,7 @@ type stream struct {
 	off     int
 	queued  int // bytes in pending not yet written
 	sub     *fanout.Subscription
+	onEnd   func() // set at open for streams held for another package; run once the stream is gone
 
 	wmu sync.Mutex // held around raw writes, so the fd cannot be closed and reused under one
 
@@ -326,6 +327,9 @@ func (s *stream) cleanup() {
 		s.srv.hub(s.kind).Unsubscribe(sub)
 	}
 	s.srv.forget(s, reason)
+	if s.onEnd != nil {
+		go s.onEnd() // it may wait on shared state; cleanup may run on netpoll's poller
+	}
 }
 
 // attach records the subscription, or drops it when the stream is already gone.

@@ -64,7 +64,7 @@ const (
 // Streams is what the gateway needs of the edge; *edge.Server implements it.
 type Streams interface {
 	// HoldStream answers ctx with an event stream held under key, first being its first frame.
-	HoldStream(ctx *fasthttp.RequestCtx, key string, first []byte)
+	HoldStream(ctx *fasthttp.RequestCtx, spec edge.StreamSpec)
 	// PublishToClient sends an event to the stream held under key, wherever it is held.
 	PublishToClient(key, event string, data []byte) (string, error)
 }
@@ -256,10 +256,7 @@ func (g *Gateway) holdStream(rc *fasthttp.RequestCtx) {
 		answer(rc, refusal)
 		return
 	}
-	if spec.NoResume {
-		rc.Request.Header.Del("Last-Event-ID")
-	}
-	g.streams.HoldStream(rc, spec.Key, spec.First)
+	g.streams.HoldStream(rc, spec)
 }
 
 // OpenStream decides the GET streams of the MCP routes, for the edge's own request reader and for the
@@ -285,7 +282,15 @@ func (g *Gateway) OpenStream(ctx context.Context, r edge.StreamRequest) (edge.St
 			return edge.StreamSpec{}, refuse(fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
 		}
 		endpoint := "/mcp/" + fn.Name + "/messages?sessionId=" + s.ID // names are [A-Za-z0-9_-]: no escaping
-		return edge.StreamSpec{Key: StreamKey(s.ID), First: fanout.AppendFrame(nil, "", "endpoint", []byte(endpoint)), NoResume: true}, nil
+		// The session ends with its stream, as the HTTP+SSE transport has it: later POSTs get 404.
+		end := func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := g.sessions.Delete(ctx, s.ID); err != nil && !errors.Is(err, ErrSessionNotFound) {
+				g.log.Warn("ending session failed", "session", s.ID, "err", err)
+			}
+		}
+		return edge.StreamSpec{Key: StreamKey(s.ID), First: fanout.AppendFrame(nil, "", "endpoint", []byte(endpoint)), NoResume: true, OnClose: end}, nil
 	}
 	if !acceptsHeader(r.Header(fasthttp.HeaderAccept), "text/event-stream") {
 		return edge.StreamSpec{}, refuse(fasthttp.StatusNotAcceptable, &rpcError{code: CodeBadRequest, message: "Not Acceptable: Accept must include text/event-stream"})

@@ -2,6 +2,7 @@ package mcp_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -318,4 +319,25 @@ func TestFailures(t *testing.T) {
 			t.Fatalf("reply %s", body)
 		}
 	})
+}
+
+// TestSSESessionEndsWithStream checks that an HTTP+SSE session ends when its stream does: later POSTs
+// to its endpoint get 404, and the store forgets it.
+func TestSSESessionEndsWithStream(t *testing.T) {
+	h := start(t, options{})
+	s, endpoint := h.openSSE(t, "upper")
+	sid := strings.TrimPrefix(endpoint, "/mcp/upper/messages?sessionId=")
+	if _, err := h.sessions.Get(t.Context(), sid); err != nil {
+		t.Fatalf("session while the stream is open: %v", err)
+	}
+	s.resp.Body.Close()
+	testutil.WaitFor(t, "the session to end with its stream", func() bool {
+		_, err := h.sessions.Get(t.Context(), sid)
+		return errors.Is(err, mcp.ErrSessionNotFound)
+	})
+	req, _ := http.NewRequest(http.MethodPost, h.url+endpoint, strings.NewReader(initialize))
+	req.Header.Set("Content-Type", "application/json")
+	if resp, b := h.do(t, req, nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("POST after the stream ended: %d %s; want 404", resp.StatusCode, b)
+	}
 }
