@@ -167,6 +167,10 @@ func streamMeta(query url.Values, userID string) (map[string]string, error) {
 	return meta, nil
 }
 
+// OriginAllowed reports whether CORS_ORIGINS allows origin; other packages use it to refuse requests
+// from other origins (MCP's defence against DNS rebinding).
+func (s *Server) OriginAllowed(origin string) bool { return s.originAllowed(origin) }
+
 func (s *Server) originAllowed(origin string) bool {
 	for _, o := range s.cfg.CORSOrigins {
 		if o == "*" || o == origin {

@@ -63,10 +63,12 @@ const (
 
 // Streams is what the gateway needs of the edge; *edge.Server implements it.
 type Streams interface {
-	// HoldStream answers ctx with an event stream held under key, first being its first frame.
+	// HoldStream answers ctx with the event stream spec describes.
 	HoldStream(ctx *fasthttp.RequestCtx, spec edge.StreamSpec)
 	// PublishToClient sends an event to the stream held under key, wherever it is held.
 	PublishToClient(key, event string, data []byte) (string, error)
+	// OriginAllowed reports whether requests from a browser origin are allowed.
+	OriginAllowed(origin string) bool
 }
 
 // Config configures a Gateway. Functions, Invoker and Streams are required.
@@ -130,11 +132,11 @@ func New(cfg Config) (*Gateway, error) {
 // Register mounts the MCP routes on r. They are public: authorization is the function's business
 // (it receives the client's Authorization header).
 func (g *Gateway) Register(r *router.Router) {
-	r.GET("/mcp/{fn}/sse", g.openSSE)
-	r.POST("/mcp/{fn}/messages", g.postSSE)
-	r.POST("/mcp/{fn}", g.postStreamable)
-	r.GET("/mcp/{fn}", g.getStreamable)
-	r.DELETE("/mcp/{fn}", g.deleteStreamable)
+	r.GET("/mcp/{fn}/sse", g.checkOrigin(g.openSSE))
+	r.POST("/mcp/{fn}/messages", g.checkOrigin(g.postSSE))
+	r.POST("/mcp/{fn}", g.checkOrigin(g.postStreamable))
+	r.GET("/mcp/{fn}", g.checkOrigin(g.getStreamable))
+	r.DELETE("/mcp/{fn}", g.checkOrigin(g.deleteStreamable))
 	for _, p := range []string{"/mcp/{fn}/sse", "/mcp/{fn}/messages", "/mcp/{fn}"} {
 		r.OPTIONS(p, preflight)
 	}
@@ -155,6 +157,18 @@ func StreamKey(sessionID string) string { return "mcp:" + sessionID }
 // goroutine.
 func (g *Gateway) context(parent context.Context, rc *fasthttp.RequestCtx) context.Context {
 	return g.prop.Extract(parent, metrics.RequestHeaderCarrier{Header: &rc.Request.Header})
+}
+
+// checkOrigin refuses requests whose Origin the edge does not allow, as the MCP spec asks of servers to
+// defeat DNS rebinding (a page on an attacker's name that resolves to a private edge).
+func (g *Gateway) checkOrigin(next fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(rc *fasthttp.RequestCtx) {
+		if origin := string(rc.Request.Header.Peek("Origin")); origin != "" && !g.streams.OriginAllowed(origin) {
+			fail(rc, fasthttp.StatusForbidden, &rpcError{code: CodeBadRequest, message: "Forbidden: origin not allowed"})
+			return
+		}
+		next(rc)
+	}
 }
 
 // preflight answers CORS preflights of the MCP routes; the edge adds the allowed origin.

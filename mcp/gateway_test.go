@@ -341,3 +341,23 @@ func TestSSESessionEndsWithStream(t *testing.T) {
 		t.Fatalf("POST after the stream ended: %d %s; want 404", resp.StatusCode, b)
 	}
 }
+
+// TestOriginChecked refuses browser requests from origins the edge does not allow, on both transports
+// (the MCP spec's defence against DNS rebinding); allowed origins and non-browser clients pass.
+func TestOriginChecked(t *testing.T) {
+	h := start(t, options{origins: []string{"https://app.example"}})
+	for _, c := range []struct {
+		origin string
+		want   int
+	}{{"https://evil.example", http.StatusForbidden}, {"https://app.example", http.StatusOK}, {"", http.StatusOK}} {
+		resp, b := h.post(t, "/mcp/upper", initialize, map[string]string{"Origin": c.origin})
+		if resp.StatusCode != c.want {
+			t.Errorf("initialize from origin %q: %d %s; want %d", c.origin, resp.StatusCode, b, c.want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, h.url+"/mcp/upper/sse", nil)
+	req.Header.Set("Origin", "https://evil.example")
+	if resp, _ := h.do(t, req, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("HTTP+SSE stream from a foreign origin: %d; want 403", resp.StatusCode)
+	}
+}

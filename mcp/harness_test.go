@@ -133,6 +133,7 @@ type harness struct {
 
 type options struct {
 	heartbeat time.Duration
+	origins   []string // CORS_ORIGINS; nil allows all
 }
 
 func start(t *testing.T, o options) *harness {
@@ -157,7 +158,7 @@ func start(t *testing.T, o options) *harness {
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 			return (&net.Dialer{Timeout: timeout}).Dial("tcp", addr)
 		}})
-	srv, err := edge.New(edge.Config{NodeID: "test-node", Logger: quiet(), HeartbeatInterval: o.heartbeat})
+	srv, err := edge.New(edge.Config{NodeID: "test-node", Logger: quiet(), HeartbeatInterval: o.heartbeat, CORSOrigins: o.origins})
 	if err != nil {
 		t.Fatal(err)
 	}
