@@ -92,7 +92,6 @@ func NewHub(cfg Config) *Hub {
 	return h
 }
 
-
 // Event is what a publisher sends: an optional ID (generated when empty), an optional name (default
 // "message") and the data, which may span lines.
 type Event struct {
