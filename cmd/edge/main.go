@@ -178,7 +178,14 @@ func run(ctx context.Context, args []string) error {
 	}
 	srv.Router().GET("/debug/vars", fasthttpadaptor.NewFastHTTPHandler(expvar.Handler()))
 	srv.Router().GET("/debug/pprof/{profile}", func(ctx *fasthttp.RequestCtx) {
-		fasthttpadaptor.NewFastHTTPHandler(pprof.Handler(userValue(ctx, "profile")))(ctx)
+		switch name := userValue(ctx, "profile"); name {
+		case "profile": // CPU, for ?seconds=
+			fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Profile)(ctx)
+		case "trace":
+			fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Trace)(ctx)
+		default:
+			fasthttpadaptor.NewFastHTTPHandler(pprof.Handler(name))(ctx)
+		}
 	})
 	srv.Router().GET("/metrics", metrics.Handler(reg))
 
