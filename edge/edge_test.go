@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/internal/testutil"
@@ -562,5 +564,40 @@ func TestShutdownWithStalledStream(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestHeldStreamFraming checks what a stream held for another package (MCP) sees besides its own
+// events: heartbeats and the shutdown notice come as comments, never as events its client would take
+// for its own.
+func TestHeldStreamFraming(t *testing.T) {
+	leakCheck(t)
+	srv, err := edge.New(edge.Config{Logger: quietLogger(), HeartbeatInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Router().GET("/held", func(ctx *fasthttp.RequestCtx) {
+		srv.HoldStream(ctx, edge.StreamSpec{Key: "held-1", First: []byte("event: first\ndata: x\n\n")})
+	})
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	c, r := dialRaw(t, ln.Addr().String(), "GET /held HTTP/1.1\r\nHost: x\r\n\r\n")
+	defer c.Close()
+	if err := readUntil(r, "event: first"); err != nil {
+		t.Fatal(err)
+	}
+	if err := readUntil(r, ": heartbeat"); err != nil { // a heartbeat tick has passed
+		t.Fatal(err)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(r)
+	if strings.Contains(string(rest), "event:") || !strings.Contains(string(rest), "retry: ") || !strings.Contains(string(rest), ": node shutting down") {
+		t.Fatalf("after the first event the held stream got %q; want comments and a retry hint only", rest)
 	}
 }

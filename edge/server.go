@@ -206,7 +206,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	// Walk a snapshot: closing a stream runs its cleanup, which takes the registry's locks.
 	for _, st := range s.conns.snapshot() {
-		st.sendLast(s.goodbyeFrame())
+		st.sendLast(s.goodbyeFrame(st.held))
 	}
 	var drainErr error
 	if s.conns.len() > 0 {
@@ -232,12 +232,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return drainErr
 }
 
-func (s *Server) goodbyeFrame() *fanout.Frame {
+func (s *Server) goodbyeFrame(held bool) *fanout.Frame {
 	ms := s.cfg.Retry.Milliseconds() + rand.Int64N(max(1, s.cfg.ShutdownRetryMax.Milliseconds()))
 	b := make([]byte, 0, 96)
 	b = append(b, "retry: "...)
 	b = strconv.AppendInt(b, ms, 10)
 	b = append(b, '\n')
+	if held { // other protocols' clients (MCP) take any event for theirs: say it in a comment
+		return &fanout.Frame{Bytes: append(b, ": node shutting down\n\n"...)}
+	}
 	return &fanout.Frame{Bytes: fanout.AppendFrame(b, "", "shutdown", fmt.Appendf(nil, `{"reason":"node shutting down","retry_ms":%d}`, ms))}
 }
 
