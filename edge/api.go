@@ -214,6 +214,12 @@ func (s *Server) PublishToClient(clientID, event string, data []byte) (string, e
 	return id, err
 }
 
+// EndClientStreams ends the streams of client key on every node, each once what it has queued is
+// written (MCP ends a deleted session's listening stream so).
+func (s *Server) EndClientStreams(ctx context.Context, key string) error {
+	return s.clients.End(ctx, key)
+}
+
 func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	status, code := "ok", fasthttp.StatusOK
 	if s.draining.Load() {

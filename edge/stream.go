@@ -116,6 +116,9 @@ func (s *stream) Send(f *fanout.Frame) {
 	}
 	s.pending = append(s.pending, f)
 	s.queued += len(f.Bytes)
+	if f.End { // the writer closes the stream once this is written: never here, under the hub's lock
+		s.finish = true
+	}
 	start := !s.writing
 	s.writing = true
 	s.mu.Unlock()

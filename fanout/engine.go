@@ -21,4 +21,6 @@ type Engine interface {
 	// Since returns key's frames published after the one with lastID, oldest first, and false when
 	// lastID is not retained (then it returns what is).
 	Since(ctx context.Context, key, lastID string) (frames []*Frame, found bool, err error)
+	// End has every node end key's streams (deliver EndFrame to them), keeping nothing in history.
+	End(ctx context.Context, key string) error
 }

@@ -289,3 +289,24 @@ func BenchmarkAppendFrameMultiline(b *testing.B) {
 		buf = AppendFrame(buf[:0], "1795395407980-12345", "chat", data)
 	}
 }
+
+func TestHubEnd(t *testing.T) {
+	h := NewHub(Config{})
+	own, ancestor := &endRecorder{}, &endRecorder{}
+	h.Subscribe("/a/b", own, false, "")
+	h.Subscribe("/a", ancestor, false, "")
+	if err := h.End(t.Context(), "/a/b"); err != nil {
+		t.Fatal(err)
+	}
+	if !own.ended || ancestor.ended {
+		t.Fatalf("end reached own=%v ancestor=%v; want only the key's own subscribers", own.ended, ancestor.ended)
+	}
+	// No publisher can send the end marker.
+	if _, _, err := h.Publish(t.Context(), "/a/b", Event{Name: EndEventName, Data: []byte("x")}); !errors.Is(err, ErrBadEvent) {
+		t.Fatalf("publishing the end marker: %v; want ErrBadEvent", err)
+	}
+}
+
+type endRecorder struct{ ended bool }
+
+func (r *endRecorder) Send(f *Frame) { r.ended = r.ended || f.End }

@@ -14,7 +14,16 @@ type Frame struct {
 	ID    string
 	Bytes []byte
 	At    time.Time // when it was published; histories expire by it, zero for control frames
+	End   bool      // a control frame: the stream ends once it is written (never kept in history)
 }
+
+// EndEventName marks the end of a stream on an engine's bus. It holds a NUL, which ValidateField refuses
+// in every published event name, so no publisher can end a stream.
+const EndEventName = "\x00end"
+
+// EndFrame is the control frame that ends the stream it is sent to, with a comment a reader can see.
+// An engine delivers it for a message named EndEventName.
+func EndFrame() *Frame { return &Frame{Bytes: []byte(": stream ended\n\n"), End: true} }
 
 // Limits on the fields of an event.
 const (

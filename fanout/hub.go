@@ -241,11 +241,22 @@ func (sc *Subscription) sendLive(f *Frame) {
 // holds the shard lock.
 func (h *Hub) release(sc *Subscription) { sc.held = nil }
 
-// deliver queues a frame received from the engine to key's and its ancestors' local subscribers.
+// End ends the streams of key (not of its ancestors) on every node: each is closed once what it has
+// queued is written. MCP ends a session's listening stream this way when the session is deleted.
+func (h *Hub) End(ctx context.Context, key string) error {
+	if h.cfg.Engine != nil {
+		return h.cfg.Engine.End(ctx, key)
+	}
+	h.deliver(key, EndFrame())
+	return nil
+}
+
+// deliver queues a frame received from the engine to key's and its ancestors' local subscribers; an
+// end frame goes to key's own subscribers only.
 func (h *Hub) deliver(key string, f *Frame) {
 	s := h.shardOf(key)
 	s.mu.Lock()
-	for k, ok := key, true; ok; k, ok = parent(k) {
+	for k, ok := key, true; ok && (k == key || !f.End); k, ok = parent(k) {
 		n := s.nodes[k]
 		if n == nil {
 			continue

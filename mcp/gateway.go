@@ -69,6 +69,8 @@ type Streams interface {
 	PublishToClient(key, event string, data []byte) (string, error)
 	// OriginAllowed reports whether requests from a browser origin are allowed.
 	OriginAllowed(origin string) bool
+	// EndClientStreams ends the streams held under key, wherever they are held.
+	EndClientStreams(ctx context.Context, key string) error
 }
 
 // Config configures a Gateway. Functions, Invoker and Streams are required.
@@ -460,6 +462,10 @@ func (g *Gateway) deleteStreamable(rc *fasthttp.RequestCtx) {
 		g.log.Warn("deleting session failed", "session", s.ID, "err", err)
 		fail(rc, fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
 	default:
+		// The session's listening stream ends too, on whichever node holds it.
+		if err := g.streams.EndClientStreams(ctx, StreamKey(s.ID)); err != nil {
+			g.log.Warn("ending the session's stream failed", "session", s.ID, "err", err)
+		}
 		rc.SetStatusCode(fasthttp.StatusNoContent)
 	}
 }

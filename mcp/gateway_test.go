@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -360,4 +361,25 @@ func TestOriginChecked(t *testing.T) {
 	if resp, _ := h.do(t, req, nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("HTTP+SSE stream from a foreign origin: %d; want 403", resp.StatusCode)
 	}
+}
+
+// TestDeleteEndsListeningStream checks that deleting a Streamable HTTP session ends its open listening
+// stream.
+func TestDeleteEndsListeningStream(t *testing.T) {
+	h := start(t, options{})
+	sid := h.initialize(t, "upper")
+	req, _ := http.NewRequest(http.MethodGet, h.url+"/mcp/upper", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Mcp-Session-Id", sid)
+	s := h.openStream(t, req)
+	testutil.WaitFor(t, "the stream", func() bool { return h.srv.Stats().ClientStreams == 1 })
+	del, _ := http.NewRequest(http.MethodDelete, h.url+"/mcp/upper", nil)
+	if resp, b := h.do(t, del, map[string]string{"Mcp-Session-Id": sid}); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", resp.StatusCode, b)
+	}
+	rest, err := io.ReadAll(s.r) // ends when the edge closes the stream
+	if err != nil || !strings.Contains(string(rest), ": stream ended") {
+		t.Fatalf("stream after DELETE: %q, %v; want it to end", rest, err)
+	}
+	testutil.WaitFor(t, "the stream to be gone", func() bool { return h.srv.Stats().ClientStreams == 0 })
 }

@@ -88,6 +88,15 @@ func TestMCPSessionsAcrossNodes(t *testing.T) {
 		if code, _, body := mcpPost(t, b.url+"/mcp/upper", session, `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"upper","arguments":{"text":"streamable"}}}`); code != 200 || !strings.Contains(body, "STREAMABLE") {
 			t.Fatalf("tools/call on B: %d %s", code, body)
 		}
+		// Its listening stream is held on A; deleting the session on B ends it.
+		listen, _ := http.NewRequest("GET", a.url+"/mcp/upper", nil)
+		listen.Header.Set("Accept", "text/event-stream")
+		listen.Header.Set("Mcp-Session-Id", session)
+		held, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(listen)
+		if err != nil || held.StatusCode != 200 {
+			t.Fatalf("listening stream on A: %v %v", held, err)
+		}
+		defer held.Body.Close()
 		del, _ := http.NewRequest("DELETE", b.url+"/mcp/upper", nil)
 		del.Header.Set("Mcp-Session-Id", session)
 		resp, err := http.DefaultClient.Do(del)
@@ -95,6 +104,9 @@ func TestMCPSessionsAcrossNodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		if rest, err := io.ReadAll(held.Body); err != nil || !strings.Contains(string(rest), ": stream ended") {
+			t.Fatalf("the listening stream on A after DELETE on B: %q, %v; want it ended", rest, err)
+		}
 		if code, _, body := mcpPost(t, a.url+"/mcp/upper", session, `{"jsonrpc":"2.0","id":3,"method":"ping"}`); code != 404 {
 			t.Fatalf("a deleted session on A: %d %s; want 404", code, body)
 		}

@@ -233,6 +233,10 @@ func (e *Engine) receive(msg string) {
 	if deliver == nil {
 		return
 	}
+	if parts[3] == fanout.EndEventName {
+		deliver(parts[1], fanout.EndFrame())
+		return
+	}
 	f := frame(parts[2], parts[3], parts[4], parts[5])
 	if traceparent == "" {
 		deliver(parts[1], f)
@@ -341,6 +345,26 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 		return ev.ID, nil
 	}
 	return id, nil
+}
+
+// End has every node end key's streams: one message on the partition's channel, nothing in history.
+func (n *namespace) End(ctx context.Context, key string) error {
+	e := n.e
+	p := e.partition(n.ns, fanout.Root(key))
+	ctx, span := e.startCall(ctx, "redis end", "SPUBLISH")
+	defer span.End()
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	msg := n.ns + "\n" + key + "\n\n" + fanout.EndEventName + "\n\n"
+	began := time.Now()
+	err := e.client.Do(ctx, e.client.B().Spublish().Channel(e.channel(p)).Message(msg).Build()).Error()
+	e.m.ObserveRedisCommand("SPUBLISH", time.Since(began))
+	if err != nil {
+		err = e.unavailable("end", err)
+		span.SetStatus(codes.Error, err.Error())
+		return err
+	}
+	return nil
 }
 
 // Since reads the root's history and keeps the events of key's subtree after lastID. lastID is a Redis
