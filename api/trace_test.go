@@ -7,30 +7,13 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-)
 
-// recordSpans makes an in-process span recorder and the W3C propagator the global ones for the test
-// (the invoker takes its tracer from the global provider when it is built), restoring the previous
-// ones after it.
-func recordSpans(t *testing.T) *tracetest.SpanRecorder {
-	t.Helper()
-	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	t.Cleanup(func() {
-		_ = tp.Shutdown(t.Context())
-		otel.SetTracerProvider(prevTP)
-		otel.SetTextMapPropagator(prevProp)
-	})
-	return rec
-}
+	"github.com/sseedge/sseedge/internal/testutil"
+)
 
 // seenParents is what a function saw of its callers' traces: the traceparent header of each call.
 type seenParents struct {
@@ -59,7 +42,7 @@ func (s *seenParents) take() []trace.SpanContext {
 // Without a caller trace the invoke starts its own, which the function sees too; an async invoke
 // reports the caller's trace in function_response.
 func TestRetriedInvokeIsOneTrace(t *testing.T) {
-	rec := recordSpans(t)
+	rec := testutil.RecordSpans(t)
 	e := newEdge(t, nil)
 	var n atomic.Int64
 	var seen seenParents

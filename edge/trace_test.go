@@ -5,10 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -16,23 +14,6 @@ import (
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/internal/testutil"
 )
-
-// recordSpans installs an in-process span recorder and the W3C propagator as the global ones for the
-// test, restoring the previous ones after it.
-func recordSpans(t *testing.T) *tracetest.SpanRecorder {
-	t.Helper()
-	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	otel.SetTracerProvider(tp)
-	otel.SetTextMapPropagator(propagation.TraceContext{})
-	t.Cleanup(func() {
-		_ = tp.Shutdown(t.Context())
-		otel.SetTracerProvider(prevTP)
-		otel.SetTextMapPropagator(prevProp)
-	})
-	return rec
-}
 
 // endedSpan returns the one ended span named name in trace tid, failing the test if there is none or
 // several.
@@ -76,7 +57,7 @@ func postTraced(t *testing.T, url, traceparent, body string) int {
 // server span in the caller's trace, child of the caller's span, with what it did as attributes; a
 // failed publish is a span with error status.
 func TestPublishSpanContinuesCallerTrace(t *testing.T) {
-	rec := recordSpans(t)
+	rec := testutil.RecordSpans(t)
 	srv := start(t, edge.Config{})
 	sub := openSSE(t, srv.url+"/subscribe/pets", nil)
 	client := openSSE(t, srv.url+"/sse/alice", nil)

@@ -1,11 +1,17 @@
-// Package testutil holds what the tests of several packages share: goroutine-leak checks and bounded
-// waits for state that has no event to wait on.
+// Package testutil holds what the tests of several packages share: goroutine-leak checks, bounded
+// waits for state that has no event to wait on, and an in-process span recorder.
 package testutil
 
 import (
+	"context"
 	"runtime"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // WaitGoroutines polls, with a bound, until at most baseline goroutines run, and fails with a dump of
@@ -44,4 +50,22 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// RecordSpans makes an in-process span recorder and the W3C propagator the global ones for the test
+// (components take their tracer from the global provider when they are built), restoring the previous
+// ones after it.
+func RecordSpans(t testing.TB) *tracetest.SpanRecorder {
+	t.Helper()
+	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	otel.SetTracerProvider(tp)
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() {
+		_ = tp.Shutdown(context.Background())
+		otel.SetTracerProvider(prevTP)
+		otel.SetTextMapPropagator(prevProp)
+	})
+	return rec
 }
