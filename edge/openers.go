@@ -3,6 +3,8 @@ package edge
 import (
 	"context"
 	"strings"
+
+	"github.com/valyala/fasthttp"
 )
 
 // StreamRequest is a stream request the edge read itself, handed to a StreamOpener.
@@ -66,4 +68,18 @@ func (s *Server) isOpenerRequest(b []byte) bool {
 		}
 	}
 	return false
+}
+
+// heldStream is the stream request of a stream held for another package: a client stream under
+// spec.Key, resumable from the request's Last-Event-ID unless spec.NoResume.
+func heldStream(spec StreamSpec, header func(string) string) (streamRequest, *apiError) {
+	if !validClientID(spec.Key) {
+		return streamRequest{}, &apiError{fasthttp.StatusBadRequest, "bad_stream_key", "stream key must be 1-128 printable characters without '/'"}
+	}
+	req := streamRequest{kind: kindClient, key: spec.Key, origin: header("Origin"), first: spec.First, onClose: spec.OnClose}
+	if !spec.NoResume {
+		req.lastEventID = header("Last-Event-ID")
+		req.resume = req.lastEventID != ""
+	}
+	return req, nil
 }

@@ -302,15 +302,11 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 		}
 		s.heads.remove(conn)
 		if err != nil {
-			status := fasthttp.StatusBadRequest
+			e := &apiError{status: fasthttp.StatusBadRequest, code: "bad_request", msg: err.Error()}
 			if errors.Is(err, errHeadTooLarge) {
-				status = fasthttp.StatusRequestHeaderFieldsTooLarge
+				e.status, e.code = fasthttp.StatusRequestHeaderFieldsTooLarge, "head_too_large"
 			}
-			code := "bad_request"
-			if status == fasthttp.StatusRequestHeaderFieldsTooLarge {
-				code = "head_too_large"
-			}
-			s.rejectRaw(conn, "", &apiError{status: status, code: code, msg: err.Error()})
+			s.rejectRaw(conn, "", e)
 			return nil
 		}
 		_ = r.Skip(n)
@@ -352,10 +348,10 @@ func (s *Server) openForOpener(conn netpoll.Connection, open StreamOpener, head 
 		s.writeRaw(conn, origin, refusal.Status, refusal.ContentType, refusal.Body)
 		return
 	}
-	req := streamRequest{kind: kindClient, key: spec.Key, origin: origin, first: spec.First, onClose: spec.OnClose}
-	if !spec.NoResume {
-		req.lastEventID = head.get("Last-Event-ID")
-		req.resume = req.lastEventID != ""
+	req, aerr := heldStream(spec, head.get)
+	if aerr != nil {
+		s.rejectRaw(conn, origin, aerr)
+		return
 	}
 	s.openStream(conn, req)
 }
