@@ -105,26 +105,28 @@ type Event struct {
 // event goes through it to every node (this one included), and delivered is -1: it is not known here.
 // ctx bounds the engine's call and carries the publisher's trace to it.
 func (h *Hub) Publish(ctx context.Context, key string, ev Event) (id string, delivered int, err error) {
+	if h.cfg.Engine == nil {
+		return h.PublishLocal(key, ev)
+	}
+	if err := validateEvent(ev); err != nil {
+		return "", 0, err
+	}
+	id, err = h.cfg.Engine.Publish(ctx, key, ev)
+	return id, -1, err
+}
+
+// validateEvent checks the fields of an event that go into its frame as they are.
+func validateEvent(ev Event) error {
 	if err := ValidateField("event", ev.Name, MaxEventNameLen); err != nil {
-		return "", 0, err
+		return err
 	}
-	if err := ValidateField("id", ev.ID, MaxEventIDLen); err != nil {
-		return "", 0, err
-	}
-	if h.cfg.Engine != nil {
-		id, err := h.cfg.Engine.Publish(ctx, key, ev)
-		return id, -1, err
-	}
-	return h.PublishLocal(key, ev)
+	return ValidateField("id", ev.ID, MaxEventIDLen)
 }
 
 // PublishLocal is Publish on this node only, whatever the engine: for streams that describe this node
 // (its status page). The history it keeps is this node's.
 func (h *Hub) PublishLocal(key string, ev Event) (id string, delivered int, err error) {
-	if err := ValidateField("event", ev.Name, MaxEventNameLen); err != nil {
-		return "", 0, err
-	}
-	if err := ValidateField("id", ev.ID, MaxEventIDLen); err != nil {
+	if err := validateEvent(ev); err != nil {
 		return "", 0, err
 	}
 	id = ev.ID
