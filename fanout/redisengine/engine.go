@@ -318,29 +318,27 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 	e := n.e
 	root := fanout.Root(key)
 	p := e.partition(n.ns, root)
-	ctx, span := e.startCall(ctx, "redis publish", "EVALSHA")
-	defer span.End()
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	var traceparent string
-	if sc := span.SpanContext(); sc.IsValid() && sc.IsSampled() { // an unsampled trace has nothing to join
-		c := propagation.MapCarrier{}
-		e.prop.Inject(ctx, c)
-		traceparent = c["traceparent"]
-	}
-	minID := strconv.FormatInt(time.Now().Add(-e.cfg.HistoryTTL).UnixMilli(), 10)
-	began := time.Now()
-	id, err := publishScript.Exec(ctx, e.client,
-		[]string{e.historyKey(p, n.ns, root), e.channel(p)},
-		[]string{strconv.Itoa(e.cfg.HistorySize), minID, strconv.FormatInt(e.cfg.HistoryTTL.Milliseconds(), 10),
-			n.ns, key, ev.Name, ev.ID, string(ev.Data), traceparent}).ToString()
-	e.m.ObserveRedisCommand("EVALSHA", time.Since(began))
+	var id string
+	err := e.call(ctx, "publish", "EVALSHA", func(ctx context.Context) (err error) {
+		var traceparent string
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsSampled() { // an unsampled trace has nothing to join
+			c := propagation.MapCarrier{}
+			e.prop.Inject(ctx, c)
+			traceparent = c["traceparent"]
+		}
+		minID := strconv.FormatInt(time.Now().Add(-e.cfg.HistoryTTL).UnixMilli(), 10)
+		id, err = publishScript.Exec(ctx, e.client,
+			[]string{e.historyKey(p, n.ns, root), e.channel(p)},
+			[]string{strconv.Itoa(e.cfg.HistorySize), minID, strconv.FormatInt(e.cfg.HistoryTTL.Milliseconds(), 10),
+				n.ns, key, ev.Name, ev.ID, string(ev.Data), traceparent}).ToString()
+		if err == nil {
+			trace.SpanFromContext(ctx).SetAttributes(attribute.String("sseedge.event_id", id))
+		}
+		return err
+	})
 	if err != nil {
-		err = e.unavailable("publish", err)
-		span.SetStatus(codes.Error, err.Error())
 		return "", err
 	}
-	span.SetAttributes(attribute.String("sseedge.event_id", id))
 	if ev.ID != "" {
 		return ev.ID, nil
 	}
@@ -351,20 +349,10 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 func (n *namespace) End(ctx context.Context, key string) error {
 	e := n.e
 	p := e.partition(n.ns, fanout.Root(key))
-	ctx, span := e.startCall(ctx, "redis end", "SPUBLISH")
-	defer span.End()
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
 	msg := n.ns + "\n" + key + "\n\n" + fanout.EndEventName + "\n\n"
-	began := time.Now()
-	err := e.client.Do(ctx, e.client.B().Spublish().Channel(e.channel(p)).Message(msg).Build()).Error()
-	e.m.ObserveRedisCommand("SPUBLISH", time.Since(began))
-	if err != nil {
-		err = e.unavailable("end", err)
-		span.SetStatus(codes.Error, err.Error())
-		return err
-	}
-	return nil
+	return e.call(ctx, "end", "SPUBLISH", func(ctx context.Context) error {
+		return e.client.Do(ctx, e.client.B().Spublish().Channel(e.channel(p)).Message(msg).Build()).Error()
+	})
 }
 
 // Since reads the root's history and keeps the events of key's subtree after lastID. lastID is a Redis
@@ -372,20 +360,16 @@ func (n *namespace) End(ctx context.Context, key string) error {
 func (n *namespace) Since(ctx context.Context, key, lastID string) ([]*fanout.Frame, bool, error) {
 	e := n.e
 	root := fanout.Root(key)
-	ctx, span := e.startCall(ctx, "redis history", "XRANGE")
-	defer span.End()
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	began := time.Now()
-	entries, err := e.client.Do(ctx, e.client.B().Xrange().Key(e.historyKey(e.partition(n.ns, root), n.ns, root)).
-		Start("-").End("+").Count(int64(e.cfg.HistorySize)*2).Build()).AsXRange()
-	e.m.ObserveRedisCommand("XRANGE", time.Since(began))
-	if err != nil && !rueidis.IsRedisNil(err) {
-		err = e.unavailable("history", err)
-		span.SetStatus(codes.Error, err.Error())
+	var entries []rueidis.XRangeEntry
+	err := e.call(ctx, "history", "XRANGE", func(ctx context.Context) (err error) {
+		entries, err = e.client.Do(ctx, e.client.B().Xrange().Key(e.historyKey(e.partition(n.ns, root), n.ns, root)).
+			Start("-").End("+").Count(int64(e.cfg.HistorySize)*2).Build()).AsXRange()
+		trace.SpanFromContext(ctx).SetAttributes(attribute.Int("sseedge.history_entries", len(entries)))
+		return err
+	})
+	if err != nil {
 		return nil, false, err
 	}
-	span.SetAttributes(attribute.Int("sseedge.history_entries", len(entries)))
 	cutoff := time.Now().Add(-e.cfg.HistoryTTL)
 	from, found := 0, false
 	for i := len(entries) - 1; i >= 0; i-- {
@@ -420,6 +404,25 @@ func (e *Engine) Ping(ctx context.Context) error {
 		return e.unavailable("ping", err)
 	}
 	return nil
+}
+
+// call runs one Redis call under its client span ("redis <op>"), the engine's deadline and the
+// command-duration metric. A failure comes back wrapped as fanout.ErrUnavailable; a nil reply is none.
+func (e *Engine) call(ctx context.Context, op, command string, do func(ctx context.Context) error) error {
+	ctx, span := e.startCall(ctx, "redis "+op, command)
+	defer span.End()
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	defer cancel()
+	began := time.Now()
+	err := do(ctx)
+	e.m.ObserveRedisCommand(command, time.Since(began))
+	if err == nil {
+		return nil
+	}
+	if err = e.unavailable(op, err); err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
 }
 
 // startCall starts the client span of one Redis call.
