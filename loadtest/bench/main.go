@@ -2,10 +2,12 @@
 // generator, runs the same short idle and fanout loads against a fresh process of each server, and
 // prints the comparison table of DESIGN.md's performance targets:
 //
-//	figure | baseline | sseedge | ratio
+//	figure | baseline | sseedge | ratio | floor
 //
 // The ratio is always "how many times better sseedge is" (baseline/sseedge for costs, sseedge/baseline
-// for rates). When ./cmd/edge does not build yet, the sseedge column is a second baseline run, and the
+// for rates). The floor column is the paced fanout load against the baseline binary's -floor server,
+// which only writes each frame to every socket: the latency this machine and load client allow whatever
+// the server. (Flat out it is no floor: sseedge batches queued frames into one writev, the floor does not.) When ./cmd/edge does not build yet, the sseedge column is a second baseline run, and the
 // table says so. Every process it starts is killed when it exits, however it exits (process groups
 // plus PR_SET_PDEATHSIG). Settings come from the environment:
 //
@@ -96,6 +98,8 @@ func readSettings() (settings, error) {
 type target struct {
 	name  string
 	bin   string
+	args  []string        // the server's own arguments
+	only  map[string]bool // the runs it takes part in; nil: all
 	note  string
 	runs  map[string]map[string]any // run name -> JSON summary
 	fails []string
@@ -136,6 +140,7 @@ func run() error {
 	}
 	base := &target{name: "baseline", bin: bins["./loadtest/baseline"]}
 	edge := &target{name: "sseedge", bin: bins[cfg.edgePkg]}
+	floor := &target{name: "floor", bin: base.bin, args: []string{"-floor"}, only: map[string]bool{"paced": true}}
 	if edge.bin == "" {
 		edge.bin = base.bin
 		edge.note = cfg.edgePkg + " did not build: the sseedge column is a second baseline run"
@@ -155,9 +160,13 @@ func run() error {
 		}{"paced", []string{"fanout", "-subs", strconv.Itoa(cfg.subs), "-events", strconv.Itoa(cfg.events),
 			"-topic", "/bench/paced", "-rate", strconv.FormatFloat(cfg.rate, 'f', -1, 64)}})
 	}
-	for _, t := range []*target{base, edge} {
+	targets := []*target{base, edge, floor}
+	for _, t := range targets {
 		t.runs = map[string]map[string]any{}
 		for _, r := range runs {
+			if t.only != nil && !t.only[r.name] {
+				continue
+			}
 			if ctx.Err() != nil {
 				return fmt.Errorf("bench: %w", ctx.Err())
 			}
@@ -172,14 +181,20 @@ func run() error {
 			}
 		}
 	}
-	printTable(os.Stdout, cfg, base, edge)
+	printTable(os.Stdout, cfg, base, edge, floor)
 	if cfg.results != "" {
-		if err := saveResults(filepath.Join(root, cfg.results), cfg, base, edge); err != nil {
+		if err := saveResults(filepath.Join(root, cfg.results), cfg, targets); err != nil {
 			logf("WARNING: %v", err)
 		}
 	}
-	if len(base.fails)+len(edge.fails) > 0 {
-		return fmt.Errorf("%d runs failed: %s", len(base.fails)+len(edge.fails), strings.Join(append(base.fails, edge.fails...), "; "))
+	var fails []string
+	for _, t := range targets {
+		for _, f := range t.fails {
+			fails = append(fails, t.name+" "+f)
+		}
+	}
+	if len(fails) > 0 {
+		return fmt.Errorf("%d runs failed: %s", len(fails), strings.Join(fails, "; "))
 	}
 	return nil
 }
@@ -236,7 +251,7 @@ func runOne(ctx context.Context, tmp string, t *target, loadtest, name string, a
 		return nil, fmt.Errorf("server log: %w", err)
 	}
 	defer logFile.Close()
-	srv := exec.CommandContext(ctx, t.bin)
+	srv := exec.CommandContext(ctx, t.bin, t.args...)
 	srv.Env = append(os.Environ(), "PORT="+strconv.Itoa(port), "HOST=127.0.0.1", "HEARTBEAT_INTERVAL=15s")
 	srv.Stdout, srv.Stderr = logFile, logFile
 	owned(srv)
@@ -340,7 +355,7 @@ type row struct {
 	noRatio         bool // a count or a figure of the load client, not a comparison of the servers
 }
 
-func printTable(w io.Writer, cfg settings, base, edge *target) {
+func printTable(w io.Writer, cfg settings, base, edge, floor *target) {
 	paced := fmt.Sprintf("at %g ev/s", cfg.rate)
 	rows := []row{
 		{fmt.Sprintf("idle streams established (of %d)", cfg.idleN), "idle", "established", 1, false, 0, true},
@@ -364,8 +379,8 @@ func printTable(w io.Writer, cfg settings, base, edge *target) {
 	if edge.note != "" {
 		fmt.Fprintf(w, "NOTE: %s\n\n", edge.note)
 	}
-	fmt.Fprintf(w, "| %-52s | %12s | %12s | %8s |\n", "figure", "baseline", "sseedge", "ratio")
-	fmt.Fprintf(w, "|%s|%s|%s|%s|\n", strings.Repeat("-", 54), strings.Repeat("-", 14), strings.Repeat("-", 14), strings.Repeat("-", 10))
+	fmt.Fprintf(w, "| %-52s | %12s | %12s | %8s | %12s |\n", "figure", "baseline", "sseedge", "ratio", "floor")
+	fmt.Fprintf(w, "|%s|%s|%s|%s|%s|\n", strings.Repeat("-", 54), strings.Repeat("-", 14), strings.Repeat("-", 14), strings.Repeat("-", 10), strings.Repeat("-", 14))
 	for _, r := range rows {
 		b, bok := value(base, r)
 		e, eok := value(edge, r)
@@ -379,9 +394,16 @@ func printTable(w io.Writer, cfg settings, base, edge *target) {
 				ratio = fmt.Sprintf("%.2fx", num/den)
 			}
 		}
-		fmt.Fprintf(w, "| %-52s | %12s | %12s | %8s |\n", r.label, cell(b, bok, r.decimals), cell(e, eok, r.decimals), ratio)
+		floorCell := "-"
+		if floor.only[r.run] {
+			f, fok := value(floor, r)
+			floorCell = cell(f, fok, r.decimals)
+		}
+		fmt.Fprintf(w, "| %-52s | %12s | %12s | %8s | %12s |\n", r.label, cell(b, bok, r.decimals), cell(e, eok, r.decimals), ratio, floorCell)
 	}
 	fmt.Fprintln(w, "\nratio = how many times better sseedge is (baseline/sseedge for costs and latency, sseedge/baseline for rates)")
+	fmt.Fprintln(w, "floor = the paced load against a server that only writes each frame to every socket, one goroutine per core:")
+	fmt.Fprintln(w, "        the least latency any server can have on this machine with this load client")
 }
 
 func value(t *target, r row) (float64, bool) {
@@ -403,15 +425,16 @@ func cell(v float64, ok bool, decimals int) string {
 	return strconv.FormatFloat(v, 'f', decimals, 64)
 }
 
-func saveResults(dir string, cfg settings, base, edge *target) error {
+func saveResults(dir string, cfg settings, targets []*target) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("results dir: %w", err)
 	}
 	doc := map[string]any{
 		"time":     time.Now().UTC().Format(time.RFC3339),
 		"settings": map[string]any{"idle_n": cfg.idleN, "subs": cfg.subs, "events": cfg.events, "rate": cfg.rate},
-		"baseline": map[string]any{"runs": base.runs, "failures": base.fails},
-		"sseedge":  map[string]any{"runs": edge.runs, "failures": edge.fails, "note": edge.note},
+	}
+	for _, t := range targets {
+		doc[t.name] = map[string]any{"runs": t.runs, "failures": t.fails, "note": t.note}
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

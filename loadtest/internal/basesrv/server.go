@@ -112,7 +112,8 @@ func normalizeTopic(raw string) (string, error) {
 	return t, nil
 }
 
-func writeError(w http.ResponseWriter, status int, code, msg string) {
+// WriteError answers with the JSON error body of the contract.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(struct {
@@ -150,7 +151,7 @@ func (s *Server) remove(topic string, sub *subscriber) {
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	topic, err := normalizeTopic(r.PathValue("topic"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_topic", err.Error())
+		WriteError(w, http.StatusBadRequest, "bad_topic", err.Error())
 		return
 	}
 	rc := http.NewResponseController(w)
@@ -200,44 +201,53 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// publishBody is the body of POST /publish/{topic...}.
-type publishBody struct {
-	Event string          `json:"event"`
-	Data  json.RawMessage `json:"data"`
-	ID    string          `json:"id"`
+// Event is a decoded publish body: its data already turned into the text of the data lines.
+type Event struct {
+	ID, Event string
+	Data      []byte
+}
+
+// ParseEvent decodes the body of POST /publish/{topic...}: {"event", "data", "id"?}.
+func ParseEvent(raw []byte) (Event, error) {
+	var body struct {
+		Event string          `json:"event"`
+		Data  json.RawMessage `json:"data"`
+		ID    string          `json:"id"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return Event{}, fmt.Errorf("decode body: %w", err)
+	}
+	if strings.ContainsAny(body.Event, "\r\n") || strings.ContainsAny(body.ID, "\r\n\x00") {
+		return Event{}, errors.New("event and id must be single lines")
+	}
+	data, err := DataText(body.Data)
+	if err != nil {
+		return Event{}, err
+	}
+	return Event{ID: body.ID, Event: body.Event, Data: data}, nil
 }
 
 // publish encodes the frame once and offers it to the subscribers of the topic and of every ancestor.
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	topic, err := normalizeTopic(r.PathValue("topic"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_topic", err.Error())
+		WriteError(w, http.StatusBadRequest, "bad_topic", err.Error())
 		return
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error())
+		WriteError(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error())
 		return
 	}
-	var body publishBody
-	if err := json.Unmarshal(raw, &body); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_json", err.Error())
-		return
-	}
-	if strings.ContainsAny(body.Event, "\r\n") || strings.ContainsAny(body.ID, "\r\n\x00") {
-		writeError(w, http.StatusBadRequest, "bad_event", "event and id must be single lines")
-		return
-	}
-	data, err := dataText(body.Data)
+	ev, err := ParseEvent(raw)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_data", err.Error())
+		WriteError(w, http.StatusBadRequest, "bad_event", err.Error())
 		return
 	}
-	id := body.ID
-	if id == "" {
-		id = strconv.FormatUint(s.nextID.Add(1), 10)
+	if ev.ID == "" {
+		ev.ID = strconv.FormatUint(s.nextID.Add(1), 10)
 	}
-	frame := EncodeFrame(nil, id, body.Event, data)
+	frame := EncodeFrame(nil, ev.ID, ev.Event, ev.Data)
 	s.published.Add(1)
 
 	s.mu.RLock()
@@ -260,12 +270,12 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(struct {
 		ID string `json:"id"`
-	}{id})
+	}{ev.ID})
 }
 
-// dataText is the text that goes into the data lines: a JSON string is sent unquoted, any other JSON
+// DataText is the text that goes into the data lines: a JSON string is sent unquoted, any other JSON
 // value compacted, and a missing value as the empty string.
-func dataText(raw json.RawMessage) ([]byte, error) {
+func DataText(raw json.RawMessage) ([]byte, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
