@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"expvar"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/loadtest/internal/basesrv"
+	"github.com/sseedge/sseedge/loadtest/internal/floorsrv"
 )
 
 // startBaseline serves the baseline server's handler on a loopback port for the duration of the test.
@@ -189,5 +192,57 @@ func TestIdleRejectsNonStream(t *testing.T) {
 	res, err := runIdle(context.Background(), cfg, output{w: io.Discard, jsonOnly: true})
 	if err == nil || res.Established != 0 || res.Failed != 5 {
 		t.Fatalf("err %v, result %+v", err, res)
+	}
+}
+
+// TestFanoutAgainstFloor runs the fanout load against the floor server twice on one process: every frame
+// arrives, and the streams of the first run, gone when it ends, are forgotten by the first publish that
+// finds them closed.
+func TestFanoutAgainstFloor(t *testing.T) {
+	testutil.LeakCheck(t)
+	srv := floorsrv.New(nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	url := "http://" + ln.Addr().String()
+	for run := range 2 {
+		var buf bytes.Buffer
+		cfg := fanoutConfig{clientFlags: testFlags(url, "epoll"), topic: "/pets", subs: 50, events: 20,
+			rate: 400, inflight: 2, window: 4, drain: 5 * time.Second}
+		res, err := runFanout(context.Background(), cfg, output{w: &buf, jsonOnly: true})
+		if err != nil {
+			t.Fatalf("run %d: runFanout: %v (%+v)", run, err, res)
+		}
+		if res.Established != 50 || res.Missing != 0 || res.Duplicates != 0 || res.Delivered != 50*20 {
+			t.Fatalf("run %d: result %+v", run, res)
+		}
+	}
+	// The second run's streams are closed too: the first write to each reaches a closed peer, the next
+	// one fails, and the stream is forgotten.
+	publish := func(body string) (int, string) {
+		resp, err := http.Post(url+"/publish/pets", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	testutil.WaitFor(t, "the floor server to forget the closed streams", func() bool {
+		if status, body := publish(`{"event":"x","data":{"n":1}}`); status != http.StatusOK {
+			t.Fatalf("publish: %d %s", status, body)
+		}
+		return srv.Stats().Subscribers == 0
+	})
+	if status, body := publish(`{"data":`); status != http.StatusBadRequest || !strings.Contains(body, `"code":"bad_event"`) {
+		t.Fatalf("bad body: status %d %s", status, body)
+	}
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
 	}
 }
