@@ -36,7 +36,8 @@ type Config struct {
 	Retry int
 }
 
-// Stats are the server's counters, published under /debug/vars by the baseline binary.
+// Stats are the server's counters, published under /debug/vars by the baseline binary (the floor
+// server's too).
 type Stats struct {
 	Subscribers int64 `json:"subscribers"`
 	Published   int64 `json:"published"`
@@ -75,13 +76,21 @@ func New(cfg Config, debugVars http.Handler) *Server {
 	if cfg.Retry <= 0 {
 		cfg.Retry = 3000
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), topics: make(map[string]map[*subscriber]struct{})}
-	s.mux.HandleFunc("GET /subscribe/{topic...}", s.subscribe)
-	s.mux.HandleFunc("POST /publish/{topic...}", s.publish)
-	if debugVars != nil {
-		s.mux.Handle("GET /debug/vars", debugVars)
-	}
+	s := &Server{cfg: cfg, topics: make(map[string]map[*subscriber]struct{})}
+	s.mux = Routes(s.subscribe, s.publish, debugVars)
 	return s
+}
+
+// Routes is the mux of the contract the load tests drive: GET /subscribe/{topic...}, POST
+// /publish/{topic...} and, when debugVars is not nil, GET /debug/vars.
+func Routes(subscribe, publish http.HandlerFunc, debugVars http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /subscribe/{topic...}", subscribe)
+	mux.HandleFunc("POST /publish/{topic...}", publish)
+	if debugVars != nil {
+		mux.Handle("GET /debug/vars", debugVars)
+	}
+	return mux
 }
 
 // Handler returns the HTTP handler of all routes.

@@ -28,14 +28,6 @@ import (
 	"github.com/sseedge/sseedge/loadtest/internal/basesrv"
 )
 
-// Stats are the server's counters, published under /debug/vars by the baseline binary in floor mode.
-type Stats struct {
-	Subscribers int64 `json:"subscribers"`
-	Published   int64 `json:"published"`
-	Delivered   int64 `json:"delivered"`
-	Dropped     int64 `json:"dropped"`
-}
-
 // stream is one held socket: its descriptor, and the connection that owns it (kept so it is not
 // collected and closed).
 type stream struct {
@@ -65,12 +57,8 @@ const streamHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-
 
 // New returns a Server; debugVars, when non-nil, is served at GET /debug/vars.
 func New(debugVars http.Handler) *Server {
-	s := &Server{mux: http.NewServeMux()}
-	s.mux.HandleFunc("GET /subscribe/{topic...}", s.subscribe)
-	s.mux.HandleFunc("POST /publish/{topic...}", s.publish)
-	if debugVars != nil {
-		s.mux.Handle("GET /debug/vars", debugVars)
-	}
+	s := &Server{}
+	s.mux = basesrv.Routes(s.subscribe, s.publish, debugVars)
 	return s
 }
 
@@ -78,11 +66,11 @@ func New(debugVars http.Handler) *Server {
 func (s *Server) Handler() http.Handler { return s.mux }
 
 // Stats returns a snapshot of the counters.
-func (s *Server) Stats() Stats {
+func (s *Server) Stats() basesrv.Stats {
 	s.mu.Lock()
 	n := len(s.streams)
 	s.mu.Unlock()
-	return Stats{Subscribers: int64(n), Published: s.published.Load(), Delivered: s.delivered.Load(), Dropped: s.dropped.Load()}
+	return basesrv.Stats{Subscribers: int64(n), Published: s.published.Load(), Delivered: s.delivered.Load(), Dropped: s.dropped.Load()}
 }
 
 // subscribe takes the connection from net/http, writes the head and keeps only the socket.
