@@ -59,6 +59,7 @@ func (s *Server) hijackStream(ctx *fasthttp.RequestCtx) {
 func (s *Server) hijack(ctx *fasthttp.RequestCtx, req streamRequest) {
 	ac, ok := ctx.Conn().(*apiConn)
 	if !ok {
+		req.refused()
 		s.fail(ctx, fasthttp.StatusInternalServerError, "internal", "stream on a foreign connection")
 		return
 	}
@@ -74,6 +75,7 @@ func (s *Server) hijack(ctx *fasthttp.RequestCtx, req streamRequest) {
 func (s *Server) HoldStream(ctx *fasthttp.RequestCtx, spec StreamSpec) {
 	req, aerr := heldStream(spec, func(name string) string { return string(ctx.Request.Header.Peek(name)) })
 	if aerr != nil {
+		req.refused()
 		s.fail(ctx, aerr.status, aerr.code, aerr.msg)
 		return
 	}

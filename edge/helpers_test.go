@@ -61,6 +61,12 @@ type testServer struct {
 
 func start(t *testing.T, cfg edge.Config) *testServer {
 	t.Helper()
+	return startWith(t, cfg, nil)
+}
+
+// startWith is start with a hook that runs before Serve (to add stream openers, say).
+func startWith(t *testing.T, cfg edge.Config, beforeServe func(*edge.Server)) *testServer {
+	t.Helper()
 	leakCheck(t)
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
@@ -71,6 +77,9 @@ func start(t *testing.T, cfg edge.Config) *testServer {
 	srv, err := edge.New(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if beforeServe != nil {
+		beforeServe(srv)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

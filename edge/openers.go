@@ -20,8 +20,9 @@ type StreamSpec struct {
 	Key      string
 	First    []byte
 	NoResume bool
-	// OnClose, when set, runs once the stream has ended, on a goroutine of its own (it may call shared
-	// state): MCP ends an HTTP+SSE session with its stream.
+	// OnClose, when set, runs once the stream has ended, or once the edge has refused to hold it (too
+	// many streams from the address, say), on a goroutine of its own (it may call shared state): MCP
+	// ends an HTTP+SSE session with its stream.
 	OnClose func()
 }
 
@@ -74,7 +75,7 @@ func (s *Server) isOpenerRequest(b []byte) bool {
 // spec.Key, resumable from the request's Last-Event-ID unless spec.NoResume.
 func heldStream(spec StreamSpec, header func(string) string) (streamRequest, *apiError) {
 	if !validClientID(spec.Key) {
-		return streamRequest{}, &apiError{fasthttp.StatusBadRequest, "bad_stream_key", "stream key must be 1-128 printable characters without '/'"}
+		return streamRequest{onClose: spec.OnClose}, &apiError{fasthttp.StatusBadRequest, "bad_stream_key", "stream key must be 1-128 printable characters without '/'"}
 	}
 	req := streamRequest{kind: kindClient, key: spec.Key, origin: header("Origin"), first: spec.First, onClose: spec.OnClose}
 	if !spec.NoResume {

@@ -33,7 +33,15 @@ type streamRequest struct {
 	origin      string
 	meta        map[string]string
 	first       []byte // first event of a stream held for another package; nil: "connected" on client streams
-	onClose     func() // run when a stream held for another package ends
+	onClose     func() // run when a stream held for another package ends, or is refused after its opener said yes
+}
+
+// refused runs onClose for a stream that will never be held: whoever opened it (MCP made a session for
+// it) learns it is over, just as when a held stream ends.
+func (r *streamRequest) refused() {
+	if r.onClose != nil {
+		go r.onClose()
+	}
 }
 
 // apiError is a refusal with its status and stable code.

@@ -350,6 +350,7 @@ func (s *Server) openForOpener(conn netpoll.Connection, open StreamOpener, head 
 	}
 	req, aerr := heldStream(spec, head.get)
 	if aerr != nil {
+		req.refused()
 		s.rejectRaw(conn, origin, aerr)
 		return
 	}
@@ -397,10 +398,12 @@ func (s *Server) serveAPI(conn netpoll.Connection, st *connState) {
 func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 	fdConn, ok := conn.(interface{ Fd() int })
 	if !ok {
+		req.refused()
 		conn.Close()
 		return
 	}
 	if !s.perIP.acquire(remoteIP(conn)) {
+		req.refused()
 		s.rejectRaw(conn, req.origin, &apiError{fasthttp.StatusTooManyRequests, "too_many_streams", "too many streams from this address"})
 		return
 	}
