@@ -100,6 +100,7 @@ type Gateway struct {
 	prop     propagation.TextMapPropagator
 
 	pending *bounded.Group
+	leases  *leases // nil unless the session store is a SessionRenewer
 }
 
 // New checks cfg and returns a Gateway.
@@ -124,11 +125,15 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Propagator == nil {
 		cfg.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, otel.GetTextMapPropagator())
 	}
-	return &Gateway{
+	g := &Gateway{
 		fns: cfg.Functions, inv: cfg.Invoker, streams: cfg.Streams, sessions: cfg.Sessions,
 		log: cfg.Logger.With("component", "mcp"), prop: cfg.Propagator,
 		pending: bounded.New(cfg.MaxPending),
-	}, nil
+	}
+	if r, ok := cfg.Sessions.(SessionRenewer); ok && r.Lease() > 0 {
+		g.leases = newLeases(r, g.log)
+	}
+	return g, nil
 }
 
 // Register mounts the MCP routes on r. They are public: authorization is the function's business
@@ -146,8 +151,14 @@ func (g *Gateway) Register(r *router.Router) {
 
 // Close refuses new HTTP+SSE messages and waits for those being forwarded, replies published. If ctx
 // ends first it cancels them (each still publishes its -32603 error once its attempt in progress ends)
-// and returns ctx's error.
-func (g *Gateway) Close(ctx context.Context) error { return g.pending.Close(ctx) }
+// and returns ctx's error. It also stops renewing session leases: the sessions of streams still held
+// then end with their streams, or a lease later.
+func (g *Gateway) Close(ctx context.Context) error {
+	if g.leases != nil {
+		g.leases.close()
+	}
+	return g.pending.Close(ctx)
+}
 
 // StreamKey is the client-stream key of a session: replies (HTTP+SSE) and server-initiated messages
 // (both transports) are published there, by the gateway or by anyone with the admin token through
@@ -298,8 +309,14 @@ func (g *Gateway) OpenStream(ctx context.Context, r edge.StreamRequest) (edge.St
 			return edge.StreamSpec{}, refuse(fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
 		}
 		endpoint := "/mcp/" + fn.Name + "/messages?sessionId=" + s.ID // names are [A-Za-z0-9_-]: no escaping
+		if g.leases != nil {
+			g.leases.hold(s.ID)
+		}
 		// The session ends with its stream, as the HTTP+SSE transport has it: later POSTs get 404.
 		end := func() {
+			if g.leases != nil {
+				g.leases.release(s.ID)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := g.sessions.Delete(ctx, s.ID); err != nil && !errors.Is(err, ErrSessionNotFound) {

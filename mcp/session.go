@@ -65,6 +65,18 @@ type SessionStore interface {
 	Delete(ctx context.Context, id string) error
 }
 
+// SessionRenewer is a SessionStore whose HTTP+SSE sessions expire after a lease unless renewed. A
+// shared store implements it: an HTTP+SSE session ends with its stream, which deletes it, but a node
+// that dies deletes nothing, and its sessions must not outlive it by more than a lease. The gateway
+// renews the sessions of the streams it holds every third of the lease.
+type SessionRenewer interface {
+	SessionStore
+	// Lease is how long an HTTP+SSE session lives without a renewal.
+	Lease() time.Duration
+	// Renew extends the lease of the sessions called ids; those that no longer exist stay gone.
+	Renew(ctx context.Context, ids []string) error
+}
+
 // NewSessionID returns 128 random bits in hex.
 func NewSessionID() string {
 	var b [16]byte

@@ -25,6 +25,7 @@ import (
 	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/metrics"
 )
 
@@ -51,6 +52,7 @@ type config struct {
 	RedisAddr         string
 	RedisPassword     string
 	HealthInterval    time.Duration
+	MCPSessionLease   time.Duration
 }
 
 // secured reports whether both secrets are set: only then does the node listen beyond loopback by default.
@@ -77,6 +79,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
 	fs.StringVar(&c.FunctionAllow, "function-allow", "", "hosts or CIDRs function endpoints may reach beyond the public internet (loopback is allowed while no secrets are set)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 10*time.Second, "period of function health checks")
+	fs.DurationVar(&c.MCPSessionLease, "mcp-session-lease", mcp.DefaultSessionLease, "with Redis: how long an HTTP+SSE MCP session outlives a node that dies holding its stream (renewed every third of it)")
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 1000, "streams one source address may hold (0: no bound; set 0 behind a load balancer)")
 }
 

@@ -9,9 +9,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/mcp/mcpfunc"
+	"github.com/sseedge/sseedge/registry"
 )
 
 // mcpFunction is a stateless MCP server with one tool, upper.
@@ -118,5 +120,64 @@ func TestMCPSessionsAcrossNodes(t *testing.T) {
 			}
 			return code == 404
 		})
+	})
+}
+
+// TestMCPSSESessionLease: with Redis an HTTP+SSE session lives on a lease that the node holding its
+// stream renews; when that node dies, the session ends a lease later instead of at the 24h TTL, and the
+// other nodes answer its messages with 404.
+func TestMCPSSESessionLease(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Redis and edge processes")
+	}
+	const lease = 600 * time.Millisecond
+	eachRedis(t, func(t *testing.T, r redisUnderTest) {
+		client, err := registry.NewRedisClient(strings.Split(r.addr, ","), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		a := startNode(t, "node-a", "REDIS_ADDR="+r.addr, "MCP_SESSION_LEASE="+lease.String())
+		b := startNode(t, "node-b", "REDIS_ADDR="+r.addr, "MCP_SESSION_LEASE="+lease.String())
+		fn := mcpFunction(t)
+		if code, out := request(t, "POST", a.url+"/admin/functions", fmt.Sprintf(`{"name":"upper","endpoint":"%s","mcp":true,"timeout":5}`, fn.URL)); code != 201 {
+			t.Fatalf("register: %d %v", code, out)
+		}
+		stream := subscribe(t, a.url+"/mcp/upper/sse", "")
+		ev, _ := stream.next(t)
+		endpoint, ok := strings.CutPrefix(ev.Data, "/mcp/upper/messages?sessionId=")
+		if ev.Type != "endpoint" || !ok {
+			t.Fatalf("first event %+v", ev)
+		}
+		key := "sseedge:mcp:{" + endpoint + "}"
+		pttl := func() int64 {
+			ms, err := client.Do(t.Context(), client.B().Pttl().Key(key).Build()).AsInt64()
+			if err != nil {
+				t.Fatalf("PTTL %s: %v", key, err)
+			}
+			return ms
+		}
+		first := pttl()
+		if first <= 0 || first > lease.Milliseconds() {
+			t.Fatalf("PTTL of a new HTTP+SSE session: %d ms; want a lease of at most %d ms", first, lease.Milliseconds())
+		}
+		// Between renewals the PTTL falls; a renewal raises it again.
+		prev := first
+		testutil.WaitFor(t, "node A to renew the session's lease", func() bool {
+			cur := pttl()
+			renewed := cur > prev
+			prev = cur
+			return renewed
+		})
+		initMsg := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+		if code, _, body := mcpPost(t, b.url+ev.Data, "", initMsg); code != 202 {
+			t.Fatalf("initialize on B while A holds the stream: %d %s", code, body)
+		}
+
+		a.kill()
+		testutil.WaitFor(t, "the session of the dead node to expire", func() bool { return pttl() == -2 })
+		if code, _, body := mcpPost(t, b.url+ev.Data, "", initMsg); code != 404 {
+			t.Fatalf("a message to the dead node's session on B: %d %s; want 404", code, body)
+		}
 	})
 }

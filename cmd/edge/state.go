@@ -52,7 +52,7 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		topics:    eng.Namespace("t"),
 		clients:   eng.Namespace("c"),
 		directory: registry.NewRedisDirectory(shared, "sseedge"),
-		sessions:  mcp.NewRedisSessionStore(shared, "sseedge", 24*time.Hour),
+		sessions:  mcp.NewRedisSessionStore(shared, "sseedge", mcp.DefaultSessionTTL, cfg.MCPSessionLease),
 		engine:    eng,
 		client:    client,
 		m:         m,
