@@ -89,6 +89,8 @@ type Metrics struct {
 	heartbeatBatch  prometheus.Histogram
 	replayed        prometheus.Counter
 	resets          prometheus.Counter
+	busRecovered    prometheus.Counter
+	busGapsOpen     prometheus.Counter
 	slowConsumers   prometheus.Counter
 	rejected        [numRejectReasons]prometheus.Counter
 
@@ -192,6 +194,14 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 		Namespace: Namespace, Name: "resets_total",
 		Help: "Resumes whose Last-Event-ID was older than the retained history, answered with a reset event.",
 	})
+	m.busRecovered = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "bus_recovered_events_total",
+		Help: "Events this node missed on the Redis bus (its subscription was being renewed) and delivered from history when the next event of their root showed the gap.",
+	})
+	m.busGapsOpen = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "bus_unrecovered_gaps_total",
+		Help: "Gaps on the Redis bus that history could not fill (trimmed or expired, or Redis failed): live subscribers missed events until they resume.",
+	})
 	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "slow_consumers_total",
 		Help: "Times a stream's pending output exceeded the slow-consumer limit.",
@@ -238,7 +248,7 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 		reg.MustRegister(
 			conns, opened, closed, rejected,
 			m.eventsPublished, m.framesSent, m.bytesSent, m.delivery, m.heartbeatBatch,
-			m.replayed, m.resets, m.slowConsumers,
+			m.replayed, m.resets, m.busRecovered, m.busGapsOpen, m.slowConsumers,
 			m.invocations, m.invokeDur, m.attempts, m.breaker,
 			m.redisCmd, m.redisHits, m.redisMisses, m.redisUp,
 		)
@@ -318,6 +328,22 @@ func (m *Metrics) StreamReset() {
 		return
 	}
 	m.resets.Inc()
+}
+
+// BusRecovered counts n events missed on the Redis bus and delivered from history instead.
+func (m *Metrics) BusRecovered(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.busRecovered.Add(float64(n))
+}
+
+// BusGapUnrecovered counts a gap on the Redis bus that history could not fill.
+func (m *Metrics) BusGapUnrecovered() {
+	if m == nil {
+		return
+	}
+	m.busGapsOpen.Inc()
 }
 
 // SlowConsumer counts a stream caught over the slow-consumer limit. Whether the stream is then

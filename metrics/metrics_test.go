@@ -26,6 +26,8 @@ var wantMetrics = map[string]dto.MetricType{
 	"sseedge_heartbeat_batch_seconds":        dto.MetricType_HISTOGRAM,
 	"sseedge_replayed_events_total":          dto.MetricType_COUNTER,
 	"sseedge_resets_total":                   dto.MetricType_COUNTER,
+	"sseedge_bus_recovered_events_total":     dto.MetricType_COUNTER,
+	"sseedge_bus_unrecovered_gaps_total":     dto.MetricType_COUNTER,
 	"sseedge_slow_consumers_total":           dto.MetricType_COUNTER,
 	"sseedge_requests_rejected_total":        dto.MetricType_COUNTER,
 	"sseedge_invocations_total":              dto.MetricType_COUNTER,
@@ -62,6 +64,8 @@ func touchAll(m *Metrics) {
 	m.ObserveHeartbeatBatch(700 * time.Microsecond)
 	m.EventsReplayed(5)
 	m.StreamReset()
+	m.BusRecovered(2)
+	m.BusGapUnrecovered()
 	m.SlowConsumer()
 	for r := RejectReason(0); r < numRejectReasons; r++ {
 		m.RequestRejected(r)

@@ -76,13 +76,17 @@ func (c Config) withDefaults() Config {
 // KEYS: history stream, channel (same slot). ARGV: maxlen, minid, ttl ms, namespace, key, and the
 // event's name, user ID and data, then the publisher's traceparent ("" when it has no trace).
 //
-// The bus message is "ns\nkey\nid\nname\nuserID\ndata", preceded by "\x01traceparent\n" when a
-// traceparent is given (see receive).
+// The bus message is "ns\nkey\nid\nname\nuserID\ndata", preceded by "\x02prevID\n" (the ID of the
+// root's previous event, "" for the first: a node that last heard another ID missed events, see
+// gaps.go) and, before that, "\x01traceparent\n" when a traceparent is given (see receive).
 var publishScript = rueidis.NewLuaScript(`
+local prev = ''
+local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if top[1] then prev = top[1][1] end
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'k', ARGV[5], 'e', ARGV[6], 'u', ARGV[7], 'd', ARGV[8])
 redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-local msg = ARGV[4] .. '\n' .. ARGV[5] .. '\n' .. id .. '\n' .. ARGV[6] .. '\n' .. ARGV[7] .. '\n' .. ARGV[8]
+local msg = '\2' .. prev .. '\n' .. ARGV[4] .. '\n' .. ARGV[5] .. '\n' .. id .. '\n' .. ARGV[6] .. '\n' .. ARGV[7] .. '\n' .. ARGV[8]
 if ARGV[9] ~= nil and ARGV[9] ~= '' then
   msg = '\1' .. ARGV[9] .. '\n' .. msg
 end
@@ -90,8 +94,11 @@ redis.call('SPUBLISH', KEYS[2], msg)
 return id
 `)
 
-// traceMark starts a bus message that carries a traceparent before the event fields.
-const traceMark = "\x01"
+// Marks that start the optional fields of a bus message, before the event fields.
+const (
+	traceMark = "\x01" // the publisher's traceparent
+	prevMark  = "\x02" // the ID of the root's previous event
+)
 
 // Engine is the Redis engine of one node. Create it with New, get an fanout.Engine per hub with
 // Namespace, Start it once the hubs exist, and Close it.
@@ -107,6 +114,7 @@ type Engine struct {
 	hubs map[string]func(key string, f *fanout.Frame)
 
 	probes sync.Map // probe nonce -> chan struct{}
+	gaps   gaps
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -118,8 +126,10 @@ func New(client rueidis.Client, cfg Config) *Engine {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
-	return &Engine{cfg: cfg, client: client, log: cfg.Logger, m: cfg.Metrics, tracer: tp.Tracer(TracerName),
+	e := &Engine{cfg: cfg, client: client, log: cfg.Logger, m: cfg.Metrics, tracer: tp.Tracer(TracerName),
 		prop: propagation.TraceContext{}, hubs: make(map[string]func(string, *fanout.Frame))}
+	e.gaps.e = e
+	return e
 }
 
 // Namespace returns the fanout.Engine of one hub ("t" for topics, "c" for clients).
@@ -201,8 +211,10 @@ func (e *Engine) probe(ctx context.Context, p int) error {
 }
 
 // receive delivers one message to its hub: "ns\nkey\nid\nname\nuserID\ndata", optionally preceded
-// by "\x01traceparent\n" (messages of nodes that predate tracing have no such prefix). A message
-// with a traceparent is delivered under a "deliver" span in the publisher's trace.
+// by "\x02prevID\n" and, before that, "\x01traceparent\n" (messages of nodes that predate these
+// fields have no such prefix). A message with a traceparent is delivered under a "deliver" span in the
+// publisher's trace. It runs on the subscription's reader and must not block: a gap in a root's events
+// is filled from history on a goroutine of its own (see gaps.go).
 func (e *Engine) receive(msg string) {
 	if nonce, ok := strings.CutPrefix(msg, "\x00"); ok {
 		if ch, ok := e.probes.Load(nonce); ok {
@@ -214,10 +226,16 @@ func (e *Engine) receive(msg string) {
 		}
 		return
 	}
-	var traceparent string
-	if rest, ok := strings.CutPrefix(msg, traceMark); ok {
-		traceparent, msg, ok = strings.Cut(rest, "\n")
-		if !ok {
+	var m busMessage
+	var ok bool
+	if rest, found := strings.CutPrefix(msg, traceMark); found {
+		if m.traceparent, msg, ok = strings.Cut(rest, "\n"); !ok {
+			e.log.Warn("malformed message on the bus", "len", len(rest))
+			return
+		}
+	}
+	if rest, found := strings.CutPrefix(msg, prevMark); found {
+		if m.prev, msg, ok = strings.Cut(rest, "\n"); !ok {
 			e.log.Warn("malformed message on the bus", "len", len(rest))
 			return
 		}
@@ -233,24 +251,32 @@ func (e *Engine) receive(msg string) {
 	if deliver == nil {
 		return
 	}
+	m.ns, m.key = parts[0], parts[1]
 	if parts[3] == fanout.EndEventName {
-		deliver(parts[1], fanout.EndFrame())
+		m.frame = fanout.EndFrame()
+	} else {
+		m.id = parts[2]
+		m.frame = frame(parts[2], parts[3], parts[4], parts[5])
+	}
+	e.gaps.receive(m, deliver)
+}
+
+// dispatch hands one message to its hub, under a "deliver" span in the publisher's trace when the
+// message carries one.
+func (e *Engine) dispatch(m busMessage, deliver func(key string, f *fanout.Frame)) {
+	if m.traceparent == "" {
+		deliver(m.key, m.frame)
 		return
 	}
-	f := frame(parts[2], parts[3], parts[4], parts[5])
-	if traceparent == "" {
-		deliver(parts[1], f)
-		return
-	}
-	ctx := e.prop.Extract(context.Background(), propagation.MapCarrier{"traceparent": traceparent})
+	ctx := e.prop.Extract(context.Background(), propagation.MapCarrier{"traceparent": m.traceparent})
 	_, span := e.tracer.Start(ctx, "deliver", trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "redis"),
 			attribute.String("messaging.operation.type", "process"),
-			attribute.String("sseedge.namespace", parts[0]),
-			attribute.String("sseedge.event_id", f.ID),
+			attribute.String("sseedge.namespace", m.ns),
+			attribute.String("sseedge.event_id", m.frame.ID),
 		))
-	deliver(parts[1], f)
+	deliver(m.key, m.frame)
 	span.End()
 }
 

@@ -211,3 +211,48 @@ func TestRedisRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestGapFilledFromHistory: an event that reached a root's history but not the bus (what a node misses
+// while its subscription is being renewed) is delivered from history, in order and to the subscribers
+// of its own key only, when the root's next event shows the gap.
+func TestGapFilledFromHistory(t *testing.T) {
+	eachRedis(t, func(t *testing.T, addrs []string) {
+		a, b := newNode(t, addrs), newNode(t, addrs)
+		pets, dogs := newRecorder(), newRecorder()
+		a.hub.Subscribe("/pets", pets, false, "")
+		b.hub.Subscribe("/pets/dogs", dogs, false, "")
+		first, _, err := a.hub.Publish(t.Context(), "/pets/dogs", fanout.Event{Data: []byte("one")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pets.wait(t, 1)
+		dogs.wait(t, 1)
+
+		client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		missed := map[string]string{}
+		for _, key := range []string{"/pets/cats", "/pets/dogs"} {
+			id, err := client.Do(t.Context(), client.B().Xadd().Key(a.eng.HistoryKey("t", fanout.Root("/pets/dogs"))).Id("*").
+				FieldValue().FieldValue("k", key).FieldValue("e", "").FieldValue("u", "").FieldValue("d", "missed").Build()).ToString()
+			if err != nil {
+				t.Fatal(err)
+			}
+			missed[key] = id
+		}
+		last, _, err := b.hub.Publish(t.Context(), "/pets/dogs", fanout.Event{Data: []byte("three")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{first, missed["/pets/cats"], missed["/pets/dogs"], last}
+		if got := pets.wait(t, 4); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("subscriber of /pets got %v; want %v", got, want)
+		}
+		want = []string{first, missed["/pets/dogs"], last}
+		if got := dogs.wait(t, 3); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("subscriber of /pets/dogs got %v; want %v", got, want)
+		}
+	})
+}

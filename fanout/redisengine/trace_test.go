@@ -167,8 +167,8 @@ func TestTraceCrossesTheBus(t *testing.T) {
 }
 
 // TestUntracedAndLegacyMessages: without a sampled trace no traceparent is carried and no deliver span is made, and
-// a message in the format of nodes that predate tracing ("ns\nkey\nid\nname\nuserID\ndata", no
-// traceparent) is still delivered.
+// a message in the format of nodes that predate tracing and gap detection ("ns\nkey\nid\nname\nuserID\ndata",
+// neither traceparent nor previous ID) is still delivered.
 func TestUntracedAndLegacyMessages(t *testing.T) {
 	addr := redistest.StartSingle(t).Addr()
 	rec := tracetest.NewSpanRecorder()
@@ -207,8 +207,10 @@ func TestUntracedAndLegacyMessages(t *testing.T) {
 			break
 		}
 	}
-	if !strings.HasPrefix(msg, "t\n/old/x\n") {
-		t.Fatalf("bus message %q; want the event fields without a traceparent", msg)
+	// No traceparent: the message starts with the previous event's ID, then the event fields.
+	if prev, fields, ok := strings.Cut(strings.TrimPrefix(msg, "\x02"), "\n"); !strings.HasPrefix(msg, "\x02") || !ok ||
+		strings.Contains(prev, "\x01") || !strings.HasPrefix(fields, "t\n/old/x\n") {
+		t.Fatalf("bus message %q; want the previous ID and the event fields without a traceparent", msg)
 	}
 	r.wait(t, published)
 

@@ -1,0 +1,154 @@
+package redisengine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/sseedge/sseedge/fanout"
+)
+
+// maxWaiting bounds the messages of one root held back while its gap is being filled; past it they are
+// dropped (and counted as a gap left open), so a Redis that answers slowly cannot grow memory.
+const maxWaiting = 10_000
+
+// busMessage is one event (or end marker) from the bus, decoded.
+type busMessage struct {
+	ns, key     string
+	id          string // the event's Redis ID; "" for an end marker, which is in no history
+	prev        string // the root's previous event ID, as the publish script saw it
+	traceparent string
+	frame       *fanout.Frame
+}
+
+// rootCursor is what this node last heard of one root on the bus.
+type rootCursor struct {
+	last    string // ID of the last event delivered
+	heard   time.Time
+	filling bool         // a gap is being filled from history; new messages wait
+	waiting []busMessage // in bus order, delivered once the gap is filled
+}
+
+// gaps delivers bus messages in order and fills the gaps a node's bus leaves. Sharded pub/sub delivers
+// at most once: while a node's subscription is being renewed (Redis restarted, a connection dropped),
+// the events published meanwhile reach every node but that one. Each message names the root's
+// previous event, so the next event of a root shows the node what it missed; those events are read
+// from the root's history (XRANGE) and delivered first, and the root's later messages wait until they
+// are. A gap shows only when the root's next event arrives, and events trimmed from history are lost
+// to live subscribers (counted, and recovered by clients that resume).
+type gaps struct {
+	e *Engine
+
+	mu        sync.Mutex
+	roots     map[string]*rootCursor // ns + "\n" + root
+	lastSweep time.Time
+}
+
+// receive delivers m, or holds it while its root's gap is filled. It never blocks on Redis: it runs on
+// the subscription's reader.
+func (g *gaps) receive(m busMessage, deliver func(key string, f *fanout.Frame)) {
+	now := time.Now()
+	name := m.ns + "\n" + fanout.Root(m.key)
+	g.mu.Lock()
+	if g.roots == nil {
+		g.roots, g.lastSweep = map[string]*rootCursor{}, now
+	}
+	g.sweep(now)
+	c := g.roots[name]
+	switch {
+	case c == nil:
+		if m.id == "" { // an end marker tells nothing about the root's events
+			g.mu.Unlock()
+			g.e.dispatch(m, deliver)
+			return
+		}
+		g.roots[name] = &rootCursor{last: m.id, heard: now}
+	case c.filling:
+		if len(c.waiting) >= maxWaiting {
+			g.mu.Unlock()
+			g.e.m.BusGapUnrecovered()
+			g.e.log.Warn("bus: dropping an event while its root's gap is filled", "namespace", m.ns, "key", m.key)
+			return
+		}
+		c.waiting = append(c.waiting, m)
+		g.mu.Unlock()
+		return
+	case m.id == "":
+	case m.prev != "" && m.prev != c.last:
+		from := c.last
+		c.filling, c.waiting, c.heard = true, append(c.waiting[:0], m), now
+		g.mu.Unlock()
+		g.e.wg.Go(func() { g.fill(name, m.ns, m.key, from, m.prev, deliver) })
+		return
+	default:
+		c.last, c.heard = m.id, now
+	}
+	g.mu.Unlock()
+	g.e.dispatch(m, deliver)
+}
+
+// fill delivers the events of the root after from up to and including to, read from history, then the
+// messages that waited meanwhile, in order.
+func (g *gaps) fill(name, ns, key, from, to string, deliver func(key string, f *fanout.Frame)) {
+	e := g.e
+	root := fanout.Root(key)
+	var entries []rueidis.XRangeEntry
+	err := e.call(context.Background(), "recover", "XRANGE", func(ctx context.Context) (err error) {
+		entries, err = e.client.Do(ctx, e.client.B().Xrange().Key(e.historyKey(e.partition(ns, root), ns, root)).
+			Start("("+from).End(to).Count(int64(e.cfg.HistorySize)*2).Build()).AsXRange()
+		return err
+	})
+	switch {
+	case err != nil:
+		e.m.BusGapUnrecovered()
+		e.log.Warn("bus: a gap could not be filled from history", "namespace", ns, "root", root, "after", from, "until", to, "err", err)
+	case len(entries) == 0 || entries[len(entries)-1].ID != to:
+		e.m.BusGapUnrecovered()
+		e.log.Warn("bus: a gap is partly gone from history", "namespace", ns, "root", root, "after", from, "until", to, "recovered", len(entries))
+	default:
+		e.log.Info("bus: events missed on the bus delivered from history", "namespace", ns, "root", root, "events", len(entries))
+	}
+	for _, en := range entries {
+		f := en.FieldValues
+		deliver(f["k"], frame(en.ID, f["e"], f["u"], f["d"]))
+	}
+	e.m.BusRecovered(len(entries))
+	for {
+		g.mu.Lock()
+		c := g.roots[name]
+		waiting := c.waiting
+		if len(waiting) == 0 {
+			c.filling = false
+			g.mu.Unlock()
+			return
+		}
+		c.waiting = nil
+		for _, m := range waiting {
+			if m.id != "" {
+				c.last = m.id
+			}
+		}
+		c.heard = time.Now()
+		g.mu.Unlock()
+		for _, m := range waiting {
+			e.dispatch(m, deliver)
+		}
+	}
+}
+
+// sweep forgets roots not heard of for longer than history is kept, at most once per that period, so
+// the map holds the roots that are live. The caller holds g.mu.
+func (g *gaps) sweep(now time.Time) {
+	ttl := g.e.cfg.HistoryTTL
+	if now.Sub(g.lastSweep) < ttl {
+		return
+	}
+	g.lastSweep = now
+	for name, c := range g.roots {
+		if !c.filling && now.Sub(c.heard) > ttl {
+			delete(g.roots, name)
+		}
+	}
+}
