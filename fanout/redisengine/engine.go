@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -113,10 +114,11 @@ type Engine struct {
 	mu   sync.RWMutex
 	hubs map[string]func(key string, f *fanout.Frame)
 
-	probes sync.Map // probe nonce -> chan struct{}
-	gaps   gaps
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
+	probes   sync.Map // probe nonce -> chan struct{}
+	gaps     gaps
+	catching []atomic.Bool // per partition: a catch-up after a renewed subscription is under way
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // New returns an engine on client. It does not touch Redis until Start.
@@ -129,6 +131,7 @@ func New(client rueidis.Client, cfg Config) *Engine {
 	e := &Engine{cfg: cfg, client: client, log: cfg.Logger, m: cfg.Metrics, tracer: tp.Tracer(TracerName),
 		prop: propagation.TraceContext{}, hubs: make(map[string]func(string, *fanout.Frame))}
 	e.gaps.e = e
+	e.catching = make([]atomic.Bool, cfg.Partitions)
 	return e
 }
 
@@ -164,10 +167,25 @@ func (e *Engine) Close() {
 func (e *Engine) listen(ctx context.Context, p int) {
 	ch := e.channel(p)
 	backoff := 50 * time.Millisecond
+	// Every confirmation after the first is a renewed subscription, by rueidis after a reconnect or by
+	// this loop: events published while it was down show as gaps at their roots' next events, and a
+	// catch-up looks at the partition's roots at once, so a root that stays quiet is not left short.
+	var subscribed atomic.Bool
+	hooked := rueidis.WithOnSubscriptionHook(ctx, func(s rueidis.PubSubSubscription) {
+		if s.Kind != "ssubscribe" || !subscribed.Swap(true) {
+			return
+		}
+		if e.catching[p].CompareAndSwap(false, true) { // one at a time, however often it is renewed
+			e.wg.Go(func() {
+				defer e.catching[p].Store(false)
+				e.gaps.catchUp(ctx, p)
+			})
+		}
+	})
 	for ctx.Err() == nil {
 		// rueidis renews a subscription itself after a reconnect; Receive returns only when it gives up.
 		began := time.Now()
-		err := e.client.Receive(ctx, e.client.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
+		err := e.client.Receive(hooked, e.client.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
 			e.receive(m.Message)
 		})
 		if ctx.Err() != nil {

@@ -256,3 +256,36 @@ func TestGapFilledFromHistory(t *testing.T) {
 		}
 	})
 }
+
+// TestQuietRootCaughtUpAfterRenewal: an event that reached a root's history while the node's
+// subscription was down is delivered once the subscription is renewed, even though the root has no
+// later event to show the gap.
+func TestQuietRootCaughtUpAfterRenewal(t *testing.T) {
+	addrs := []string{redistest.StartSingle(t).Addr()}
+	a := newNode(t, addrs)
+	rec := newRecorder()
+	a.hub.Subscribe("/quiet", rec, false, "")
+	first, _, err := a.hub.Publish(t.Context(), "/quiet", fanout.Event{Data: []byte("one")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.wait(t, 1)
+
+	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	missed, err := client.Do(t.Context(), client.B().Xadd().Key(a.eng.HistoryKey("t", "/quiet")).Id("*").
+		FieldValue().FieldValue("k", "/quiet").FieldValue("e", "").FieldValue("u", "").FieldValue("d", "missed").Build()).ToString()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop the node's subscriptions: it renews them, then looks at its roots' histories.
+	if err := client.Do(t.Context(), client.B().ClientKill().TypePubsub().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rec.wait(t, 2), []string{first, missed}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v; want %v", got, want)
+	}
+}

@@ -2,6 +2,8 @@ package redisengine
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,9 +117,12 @@ func (g *gaps) fill(name, ns, key, from, to string, deliver func(key string, f *
 		deliver(f["k"], frame(en.ID, f["e"], f["u"], f["d"]))
 	}
 	e.m.BusRecovered(len(entries))
-	for {
+	for first := true; ; first = false {
 		g.mu.Lock()
 		c := g.roots[name]
+		if first && len(entries) > 0 {
+			c.last = entries[len(entries)-1].ID
+		}
 		waiting := c.waiting
 		if len(waiting) == 0 {
 			c.filling = false
@@ -151,4 +156,77 @@ func (g *gaps) sweep(now time.Time) {
 			delete(g.roots, name)
 		}
 	}
+}
+
+// catchUp compares, after partition p's subscription was renewed, the last event of each of its roots
+// in history with the last one this node heard, and fills the difference: the events a quiet root got
+// while the subscription was down would otherwise wait for the root's next event.
+func (g *gaps) catchUp(ctx context.Context, p int) {
+	e := g.e
+	type root struct{ name, ns, root string }
+	var roots []root
+	g.mu.Lock()
+	for name := range g.roots {
+		ns, r, _ := strings.Cut(name, "\n")
+		if e.partition(ns, r) == p {
+			roots = append(roots, root{name, ns, r})
+		}
+	}
+	g.mu.Unlock()
+	if len(roots) == 0 {
+		return
+	}
+	var tops []rueidis.RedisResult
+	err := e.call(ctx, "catch up", "XREVRANGE", func(ctx context.Context) error {
+		cmds := make(rueidis.Commands, len(roots))
+		for i, r := range roots {
+			cmds[i] = e.client.B().Xrevrange().Key(e.historyKey(p, r.ns, r.root)).End("+").Start("-").Count(1).Build()
+		}
+		tops = e.client.DoMulti(ctx, cmds...)
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	for i, r := range roots {
+		entries, err := tops[i].AsXRange()
+		if err != nil || len(entries) == 0 {
+			continue
+		}
+		top := entries[0].ID
+		e.mu.RLock()
+		deliver := e.hubs[r.ns]
+		e.mu.RUnlock()
+		g.mu.Lock()
+		c := g.roots[r.name]
+		if deliver == nil || c == nil || c.filling || !idAfter(top, c.last) {
+			g.mu.Unlock()
+			continue
+		}
+		from := c.last
+		c.filling, c.waiting = true, c.waiting[:0]
+		g.mu.Unlock()
+		e.wg.Go(func() { g.fill(r.name, r.ns, r.root, from, top, deliver) })
+	}
+}
+
+// idAfter reports whether Redis stream ID a comes after b ("ms-seq", compared as numbers).
+func idAfter(a, b string) bool {
+	ams, aseq, ok1 := parseID(a)
+	bms, bseq, ok2 := parseID(b)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return ams > bms || (ams == bms && aseq > bseq)
+}
+
+func parseID(id string) (ms, seq uint64, ok bool) {
+	m, s, found := strings.Cut(id, "-")
+	if !found {
+		return 0, 0, false
+	}
+	var err1, err2 error
+	ms, err1 = strconv.ParseUint(m, 10, 64)
+	seq, err2 = strconv.ParseUint(s, 10, 64)
+	return ms, seq, err1 == nil && err2 == nil
 }
