@@ -123,7 +123,7 @@ func WithOnCacheHit(fn func(hit bool)) RedisStoreOption {
 //
 // Get reads through rueidis client-side caching: the first Get of a name on a node costs one round
 // trip, later ones none, until any node changes that name and Redis pushes an invalidation to every
-// node that cached it. List always reads Redis. Writes wait until this node's cache has caught up
+// node that cached it. List always reads Redis; ListCached reads through the cache too. Writes wait until this node's cache has caught up
 // (see settle), so a Get after a Put on the same node never sees the old value.
 type RedisStore struct {
 	client     rueidis.Client
@@ -226,6 +226,16 @@ func (s *RedisStore) Get(ctx context.Context, name string) (Function, error) {
 		s.decoded.Delete(name)
 		return Function{}, fmt.Errorf("registry: get %q: %w", name, ErrNotFound)
 	}
+	fn, err := s.decode(name, raw)
+	if err != nil {
+		return Function{}, fmt.Errorf("registry: get %q: %w", name, err)
+	}
+	return fn, nil
+}
+
+// decode turns the stored JSON of the function called name into a copy of it, decoding only when the
+// bytes changed since the last time.
+func (s *RedisStore) decode(name, raw string) (Function, error) {
 	if v, ok := s.decoded.Load(name); ok {
 		if d := v.(*decodedFunction); d.raw == raw {
 			return d.fn.Clone(), nil
@@ -233,10 +243,54 @@ func (s *RedisStore) Get(ctx context.Context, name string) (Function, error) {
 	}
 	var fn Function
 	if err := json.Unmarshal([]byte(raw), &fn); err != nil {
-		return Function{}, fmt.Errorf("registry: get %q: decode stored function: %w", name, err)
+		return Function{}, fmt.Errorf("decode stored function: %w", err)
 	}
 	s.decoded.Store(name, &decodedFunction{raw: raw, fn: fn})
 	return fn.Clone(), nil
+}
+
+// ListCached is List read through the client-side cache: the name index and each function cost a
+// round trip the first time a node reads them and none after, until a change on any node invalidates
+// them. It is for reads that repeat and may be a moment behind a change made on another node (health
+// probes, the status page); List reads Redis.
+func (s *RedisStore) ListCached(ctx context.Context) ([]Function, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("registry: list: %w", err)
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	names, err := s.client.DoCache(octx, s.client.B().Smembers().Key(s.namesKey).Cache(), s.cacheTTL).AsStrSlice()
+	if err != nil {
+		return nil, s.fail(ctx, "list", "", err)
+	}
+	keys := make([]string, len(names))
+	for i, n := range names {
+		keys[i] = s.fnPrefix + n
+	}
+	vals, err := rueidis.MGetCache(s.client, octx, s.cacheTTL, keys)
+	if err != nil {
+		return nil, s.fail(ctx, "list", "", err)
+	}
+	out := make([]Function, 0, len(names))
+	for i, name := range names {
+		v, ok := vals[keys[i]]
+		if !ok {
+			continue
+		}
+		raw, err := v.ToString()
+		if rueidis.IsRedisNil(err) {
+			continue // deleted since the index was read
+		} else if err != nil {
+			return nil, s.fail(ctx, "list", "", err)
+		}
+		fn, err := s.decode(name, raw)
+		if err != nil {
+			return nil, fmt.Errorf("registry: list: %q: %w", name, err)
+		}
+		out = append(out, fn)
+	}
+	SortByName(out)
+	return out, nil
 }
 
 // List returns every function, sorted by name, read from Redis (not the cache).

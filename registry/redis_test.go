@@ -11,6 +11,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sseedge/sseedge/internal/redistest"
+	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/registry"
 	"github.com/sseedge/sseedge/registry/registrytest"
 )
@@ -71,6 +72,7 @@ func runRedisTests(t *testing.T, b *redisBackend) {
 	})
 	t.Run("StoreGetsServedFromCache", func(t *testing.T) { testGetsServedFromCache(t, b) })
 	t.Run("StoreInvalidationAcrossNodes", func(t *testing.T) { testInvalidationAcrossNodes(t, b) })
+	t.Run("StoreListCached", func(t *testing.T) { testListCached(t, b) })
 	t.Run("Directory", func(t *testing.T) {
 		client := b.client(t)
 		runDirectoryTests(t, func(t *testing.T, ttl time.Duration) registry.Directory {
@@ -366,4 +368,55 @@ func TestNewRedisStoreRejectsBraces(t *testing.T) {
 		}
 	}()
 	registry.NewRedisStore(nil, "a{b}")
+}
+
+// testListCached: ListCached lists what List lists, costs Redis nothing once a node has read it, and
+// follows changes made on another node.
+func testListCached(t *testing.T, b *redisBackend) {
+	ctx := context.Background()
+	prefix := b.newPrefix()
+	a := registry.NewRedisStore(b.client(t), prefix)
+	other := registry.NewRedisStore(b.client(t), prefix) // another node
+	for _, name := range []string{"one", "two"} {
+		if err := a.Put(ctx, registrytest.Function(t, name)); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	names := func(s *registry.RedisStore) string {
+		t.Helper()
+		fns, err := s.ListCached(ctx)
+		if err != nil {
+			t.Fatalf("ListCached: %v", err)
+		}
+		var out []string
+		for _, fn := range fns {
+			out = append(out, fn.Name)
+		}
+		return fmt.Sprint(out)
+	}
+	if got := names(other); got != "[one two]" {
+		t.Fatalf("ListCached = %s; want [one two]", got)
+	}
+	reads := func() int64 {
+		return b.commandCount(t, "smembers") + b.commandCount(t, "get") + b.commandCount(t, "mget") + b.commandCount(t, "exec")
+	}
+	before := reads()
+	for range 100 {
+		if got := names(other); got != "[one two]" {
+			t.Fatalf("ListCached = %s; want [one two]", got)
+		}
+	}
+	if d := reads() - before; d != 0 {
+		t.Fatalf("100 cached listings sent %d reads to Redis; want 0", d)
+	}
+	if fns, err := other.List(ctx); err != nil || len(fns) != 2 || reads() == before {
+		t.Fatalf("List = %d functions, %v, reads %d -> %d; want 2 read from Redis (the count can move)", len(fns), err, before, reads())
+	}
+	if err := a.Put(ctx, registrytest.Function(t, "three")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	if err := a.Delete(ctx, "one"); err != nil {
+		t.Fatalf("Delete: %v", err)
+	}
+	testutil.WaitFor(t, "the other node's cached listing to follow", func() bool { return names(other) == "[three two]" })
 }

@@ -30,6 +30,10 @@ type Store interface {
 	Get(ctx context.Context, name string) (Function, error)
 	// List returns every function, sorted by name.
 	List(ctx context.Context) ([]Function, error)
+	// ListCached is List for reads that repeat (health probes, the status page): a store with a
+	// client-side cache answers it from there, so it may be a moment behind a change made on another
+	// node.
+	ListCached(ctx context.Context) ([]Function, error)
 	// Delete removes the function called name, or returns an error wrapping ErrNotFound.
 	Delete(ctx context.Context, name string) error
 }
@@ -72,6 +76,9 @@ func (s *MemoryStore) Get(ctx context.Context, name string) (Function, error) {
 	}
 	return fn.Clone(), nil
 }
+
+// ListCached is List: the memory store is its own cache.
+func (s *MemoryStore) ListCached(ctx context.Context) ([]Function, error) { return s.List(ctx) }
 
 // List returns copies of all functions sorted by name.
 func (s *MemoryStore) List(ctx context.Context) ([]Function, error) {

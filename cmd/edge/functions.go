@@ -80,9 +80,10 @@ func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error
 	return f.inv.StartHealthChecks(ctx, cfg.HealthInterval, f.store.List)
 }
 
-// health summarises function health for GET /admin/health.
+// health summarises function health for GET /admin/health. Load balancers probe it often, so it lists
+// through the client-side cache.
 func (f *functions) health(ctx context.Context) map[string]any {
-	fns, err := f.store.List(ctx)
+	fns, err := f.store.ListCached(ctx)
 	if err != nil {
 		return map[string]any{"functions": map[string]any{"error": err.Error()}}
 	}
@@ -95,9 +96,9 @@ func (f *functions) health(ctx context.Context) map[string]any {
 	return map[string]any{"functions": map[string]any{"registered": len(fns), "unhealthy": unhealthy}}
 }
 
-// status lists functions with their breakers and counts for the status page.
+// status lists functions with their breakers and counts for the status page (through the cache too).
 func (f *functions) status(ctx context.Context) map[string]any {
-	fns, err := f.store.List(ctx)
+	fns, err := f.store.ListCached(ctx)
 	if err != nil {
 		return nil
 	}
