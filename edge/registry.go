@@ -67,18 +67,49 @@ func (r *registry) snapshot() []*stream {
 }
 
 // headReaper closes connections that have not completed a request head by their deadline, including
-// those that never send a byte (netpoll calls no handler for them).
+// those that never send a byte (netpoll calls no handler for them). It also keeps the part of a head
+// that has arrived so far, so that no goroutine waits for the rest: netpoll calls the handler again
+// when more input comes.
 type headReaper struct {
 	mu    sync.Mutex
-	conns map[netpoll.Connection]time.Time
+	conns map[netpoll.Connection]*pendingHead
 }
 
-func (h *headReaper) init() { h.conns = make(map[netpoll.Connection]time.Time) }
+// pendingHead is a connection still sending its first request head.
+type pendingHead struct {
+	deadline time.Time
+	partial  []byte // what has arrived, once the first part was not a whole head
+}
+
+func (h *headReaper) init() { h.conns = make(map[netpoll.Connection]*pendingHead) }
 
 func (h *headReaper) add(c netpoll.Connection, deadline time.Time) {
 	h.mu.Lock()
-	h.conns[c] = deadline
+	h.conns[c] = &pendingHead{deadline: deadline}
 	h.mu.Unlock()
+}
+
+// partial returns what has arrived of c's head so far, if any was kept.
+func (h *headReaper) partial(c netpoll.Connection) []byte {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if p := h.conns[c]; p != nil {
+		return p.partial
+	}
+	return nil
+}
+
+// keep stores head, all that has arrived of c's head so far, until more arrives. It reports false
+// when c is no longer waiting for its head (reaped meanwhile).
+func (h *headReaper) keep(c netpoll.Connection, head []byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := h.conns[c]
+	if p == nil {
+		return false
+	}
+	p.partial = head
+	return true
 }
 
 func (h *headReaper) remove(c netpoll.Connection) {
@@ -90,8 +121,8 @@ func (h *headReaper) remove(c netpoll.Connection) {
 func (h *headReaper) reap(now time.Time) {
 	var late []netpoll.Connection
 	h.mu.Lock()
-	for c, d := range h.conns {
-		if now.After(d) || !c.IsActive() {
+	for c, p := range h.conns {
+		if now.After(p.deadline) || !c.IsActive() {
 			late = append(late, c)
 			delete(h.conns, c)
 		}

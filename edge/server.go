@@ -270,7 +270,10 @@ func (s *Server) onConnect(ctx context.Context, conn netpoll.Connection) context
 }
 
 // onRequest runs when a connection has input and no onRequest is running for it. The first request
-// decides the connection's fate: a stream request is parsed here and held; anything else goes to fasthttp.
+// decides the connection's fate: a stream request is parsed here and held; anything else goes to
+// fasthttp once its head is complete. It never waits for input: what has arrived of a head is kept
+// (headReaper) and the handler returns, to be called again when more comes, so a client that sends its
+// head slowly (or never finishes it) holds no goroutine; the reaper closes it at the head deadline.
 func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 	st, _ := ctx.(*connState)
 	r := conn.Reader()
@@ -278,52 +281,79 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 		_ = r.Skip(r.Len()) // a stream client has nothing more to say; netpoll re-calls us until input is consumed
 		return r.Release()
 	}
-	for {
-		buf, err := r.Peek(r.Len())
-		if err != nil {
-			return s.dropHead(conn, err)
-		}
-		if !isStreamRequest(buf) && !s.isOpenerRequest(buf) {
-			if len(buf) < len(streamPrefixTopic) && bytes.IndexByte(buf, '\n') < 0 {
-				if err := s.waitMore(conn, st, len(buf)); err != nil {
-					return s.dropHead(conn, err)
-				}
-				continue
-			}
-			s.serveAPI(conn, st)
-			return nil
-		}
-		head, n, err := parseHead(buf, s.cfg.MaxHeadBytes)
-		if errors.Is(err, errHeadIncomplete) {
-			if err := s.waitMore(conn, st, len(buf)); err != nil {
-				return s.dropHead(conn, err)
-			}
-			continue
-		}
-		s.heads.remove(conn)
-		if err != nil {
-			e := &apiError{status: fasthttp.StatusBadRequest, code: "bad_request", msg: err.Error()}
-			if errors.Is(err, errHeadTooLarge) {
-				e.status, e.code = fasthttp.StatusRequestHeaderFieldsTooLarge, "head_too_large"
-			}
-			s.rejectRaw(conn, "", e)
-			return nil
-		}
-		_ = r.Skip(n)
+	in, err := r.Peek(r.Len())
+	if err != nil {
+		return s.dropHead(conn, err)
+	}
+	buf, kept := in, s.heads.partial(conn)
+	if len(kept) > 0 {
+		buf = append(kept[:len(kept):len(kept)], in...)
+	}
+	// consumed takes the input off netpoll's buffer once buf holds a copy of it.
+	consumed := func() {
+		_ = r.Skip(len(in))
 		_ = r.Release()
-		st.mode.Store(modeStream)
-		if open := s.openerFor(head.path); open != nil && !isStreamRequest(buf) {
-			s.openForOpener(conn, open, &head)
-			return nil
+	}
+	// later keeps what arrived until more does.
+	later := func() error {
+		if time.Now().After(st.deadline) {
+			return s.dropHead(conn, errors.New("request head timeout"))
 		}
-		req, aerr := s.parseStreamRequest(head.method, head.path, head.rawQuery, head.get)
-		if aerr != nil {
-			s.rejectRaw(conn, head.get("Origin"), aerr)
-			return nil
+		if len(kept) == 0 {
+			buf = bytes.Clone(in) // in is netpoll's buffer
 		}
-		s.openStream(conn, req)
+		consumed()
+		if !s.heads.keep(conn, buf) { // reaped meanwhile
+			conn.Close()
+		}
 		return nil
 	}
+	if !isStreamRequest(buf) && !s.isOpenerRequest(buf) {
+		if len(buf) < len(streamPrefixTopic) && bytes.IndexByte(buf, '\n') < 0 {
+			return later() // too short to tell
+		}
+		if headEnd(buf) < 0 && len(buf) < s.cfg.MaxHeadBytes {
+			return later() // fasthttp gets a whole head, so it never waits for one
+		}
+		var prefix []byte
+		if len(kept) > 0 {
+			prefix = buf
+			consumed()
+		}
+		s.serveAPI(conn, st, prefix)
+		return nil
+	}
+	head, n, err := parseHead(buf, s.cfg.MaxHeadBytes)
+	if errors.Is(err, errHeadIncomplete) {
+		return later()
+	}
+	s.heads.remove(conn)
+	if err != nil {
+		e := &apiError{status: fasthttp.StatusBadRequest, code: "bad_request", msg: err.Error()}
+		if errors.Is(err, errHeadTooLarge) {
+			e.status, e.code = fasthttp.StatusRequestHeaderFieldsTooLarge, "head_too_large"
+		}
+		s.rejectRaw(conn, "", e)
+		return nil
+	}
+	if len(kept) > 0 {
+		consumed() // the head, and anything after it, which a stream client has no business sending
+	} else {
+		_ = r.Skip(n)
+		_ = r.Release()
+	}
+	st.mode.Store(modeStream)
+	if open := s.openerFor(head.path); open != nil && !isStreamRequest(buf) {
+		s.openForOpener(conn, open, &head)
+		return nil
+	}
+	req, aerr := s.parseStreamRequest(head.method, head.path, head.rawQuery, head.get)
+	if aerr != nil {
+		s.rejectRaw(conn, head.get("Origin"), aerr)
+		return nil
+	}
+	s.openStream(conn, req)
+	return nil
 }
 
 const (
@@ -357,20 +387,6 @@ func (s *Server) openForOpener(conn netpoll.Connection, open StreamOpener, head 
 	s.openStream(conn, req)
 }
 
-// waitMore blocks until more than have bytes are buffered or the head deadline passes.
-func (s *Server) waitMore(conn netpoll.Connection, st *connState, have int) error {
-	left := time.Until(st.deadline)
-	if left <= 0 {
-		return errors.New("request head timeout")
-	}
-	if have >= s.cfg.MaxHeadBytes {
-		return errHeadTooLarge
-	}
-	_ = conn.SetReadTimeout(left)
-	_, err := conn.Reader().Peek(have + 1)
-	return err
-}
-
 func (s *Server) dropHead(conn netpoll.Connection, err error) error {
 	s.heads.remove(conn)
 	s.cfg.Metrics.RequestRejected(metrics.RejectBadRequest)
@@ -382,14 +398,26 @@ func (s *Server) dropHead(conn netpoll.Connection, err error) error {
 // apiConn is a connection served by fasthttp; a stream request on it is taken back by hijacking.
 type apiConn struct {
 	netpoll.Connection
-	state *connState
+	state  *connState
+	prefix []byte // input the edge read while the head arrived in parts; fasthttp reads it first
 }
 
-func (s *Server) serveAPI(conn netpoll.Connection, st *connState) {
+// Read returns the input the edge already took off the connection, then reads the connection.
+func (c *apiConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Connection.Read(p)
+}
+
+// serveAPI hands the connection to fasthttp for good; prefix is input already taken off it.
+func (s *Server) serveAPI(conn netpoll.Connection, st *connState, prefix []byte) {
 	s.heads.remove(conn)
 	st.mode.Store(modeAPI)
 	_ = conn.SetReadTimeout(0) // fasthttp sets its own deadlines
-	if err := s.fast.ServeConn(&apiConn{Connection: conn, state: st}); err != nil {
+	if err := s.fast.ServeConn(&apiConn{Connection: conn, state: st, prefix: prefix}); err != nil {
 		s.log.Debug("api connection ended", "remote", conn.RemoteAddr(), "err", err)
 	}
 }
