@@ -38,8 +38,9 @@ type rootCursor struct {
 // the events published meanwhile reach every node but that one. Each message names the root's
 // previous event, so the next event of a root shows the node what it missed; those events are read
 // from the root's history (XRANGE) and delivered first, and the root's later messages wait until they
-// are. A gap shows only when the root's next event arrives, and events trimmed from history are lost
-// to live subscribers (counted, and recovered by clients that resume).
+// are. A gap shows when the root's next event arrives, or when the partition's subscription is
+// confirmed again (catchUp). Events trimmed from history are lost to live subscribers (counted, and
+// recovered by clients that resume), and so are those of a root this node had not heard of before.
 type gaps struct {
 	e *Engine
 
