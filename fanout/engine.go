@@ -11,11 +11,10 @@ var ErrUnavailable = errors.New("state unavailable")
 
 // Engine keeps the history of a hub's streams and carries their events between nodes. Without one a hub
 // keeps history in memory and delivers locally: one node. With one (Redis), a publish on any node
-// reaches the hub of every node, this one included, exactly once, through the deliver function the
-// hub attaches.
+// reaches the hub of every node, this one included, exactly once, through the Local the hub attaches.
 type Engine interface {
-	// Attach is called once by NewHub with the function that delivers a received frame locally.
-	Attach(deliver func(key string, f *Frame))
+	// Attach is called once by NewHub with the hub it feeds.
+	Attach(local Local)
 	// Publish assigns ev an ID, keeps it in key's history and broadcasts it to every node.
 	Publish(ctx context.Context, key string, ev Event) (id string, err error)
 	// Since returns key's frames published after the one with lastID, oldest first, and false when
@@ -23,4 +22,14 @@ type Engine interface {
 	Since(ctx context.Context, key, lastID string) (frames []*Frame, found bool, err error)
 	// End has every node end key's streams (deliver EndFrame to them), keeping nothing in history.
 	End(ctx context.Context, key string) error
+}
+
+// Local is a hub as its engine sees it.
+type Local interface {
+	// Deliver queues a frame received from another node (or this one, through the engine) to the
+	// local subscribers of key and of its ancestors.
+	Deliver(key string, f *Frame)
+	// Watching reports whether this node holds a subscription to any stream of root, so an engine
+	// keeps per-root state only for roots it serves.
+	Watching(root string) bool
 }

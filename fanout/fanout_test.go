@@ -188,6 +188,34 @@ func TestHubUnsubscribeAndSweep(t *testing.T) {
 	}
 }
 
+// TestHubWatching: a root is watched while any stream under it has a subscriber, and its node goes
+// with the last one.
+func TestHubWatching(t *testing.T) {
+	h := NewHub(Config{HistoryTTL: time.Minute})
+	l := local{h}
+	if l.Watching("/pets") {
+		t.Fatal("watching /pets with no subscriber")
+	}
+	dogs, _ := h.Subscribe("/pets/dogs", &recorder{}, false, "")
+	cats, _ := h.Subscribe("/pets/cats", &recorder{}, false, "")
+	if !l.Watching("/pets") || l.Watching("/cars") {
+		t.Fatalf("watching /pets %v, /cars %v; want true, false", l.Watching("/pets"), l.Watching("/cars"))
+	}
+	h.Unsubscribe(dogs)
+	h.Unsubscribe(dogs)
+	if !l.Watching("/pets") {
+		t.Fatal("/pets not watched with /pets/cats subscribed")
+	}
+	h.Unsubscribe(cats)
+	if l.Watching("/pets") {
+		t.Fatal("/pets watched with no subscriber left")
+	}
+	h.Sweep(time.Now().Add(2 * time.Minute))
+	if got := h.Streams(); got != 0 {
+		t.Fatalf("streams after the last unsubscribe and a sweep = %d; want 0", got)
+	}
+}
+
 func TestPublishRejectsInjection(t *testing.T) {
 	h := NewHub(Config{})
 	for _, ev := range []Event{{Name: "a\nid: 9", Data: []byte("x")}, {ID: "1\r2", Data: []byte("x")}, {ID: "a\x00", Data: []byte("x")}} {

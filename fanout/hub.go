@@ -53,16 +53,19 @@ type shard struct {
 	nodes map[string]*node
 }
 
-// node is one stream: its live subscribers and its history.
+// node is one stream: its live subscribers and its history. The node of a root also counts the
+// subscriptions to any stream under it (watchers), so an engine can ask whether this node holds any.
 type node struct {
-	subs []*Subscription
-	hist history
+	subs     []*Subscription
+	hist     history
+	watchers int32
 }
 
 // Subscription is one subscriber's place in a stream; Unsubscribe removes it.
 type Subscription struct {
 	shard *shard
 	node  *node
+	root  *node // the node of node's root, whose watchers count this subscription
 	sub   Subscriber
 	slot  int       // index in node.subs, -1 once removed
 	held  *[]*Frame // while an engine's history is read: live frames held back until the replay is sent
@@ -87,7 +90,7 @@ func NewHub(cfg Config) *Hub {
 	}
 	h.idPrefix = strconv.FormatInt(time.Now().UnixMilli(), 10) + "-"
 	if cfg.Engine != nil {
-		cfg.Engine.Attach(h.deliver)
+		cfg.Engine.Attach(local{h})
 	}
 	return h
 }
@@ -177,13 +180,14 @@ func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID str
 			r.Reset = true
 			sub.Send(resetFrame(lastEventID, n.hist))
 		}
-		for i := from; i < n.hist.n; i++ {
+		for i := from; i < n.hist.len(); i++ {
 			sub.Send(n.hist.at(i))
 			r.Frames++
 		}
 	}
-	sc := &Subscription{shard: s, node: n, sub: sub, slot: len(n.subs)}
+	sc := &Subscription{shard: s, node: n, root: s.node(Root(key)), sub: sub, slot: len(n.subs)}
 	n.subs = append(n.subs, sc)
+	sc.root.watchers++
 	return sc, r
 }
 
@@ -194,8 +198,9 @@ func (h *Hub) subscribeShared(key string, sub Subscriber, lastEventID string) (*
 	s.mu.Lock()
 	n := s.node(key)
 	held := []*Frame{}
-	sc := &Subscription{shard: s, node: n, sub: sub, slot: len(n.subs), held: &held}
+	sc := &Subscription{shard: s, node: n, root: s.node(Root(key)), sub: sub, slot: len(n.subs), held: &held}
 	n.subs = append(n.subs, sc)
+	sc.root.watchers++
 	s.mu.Unlock()
 
 	frames, found, err := h.cfg.Engine.Since(context.Background(), key, lastEventID)
@@ -274,6 +279,20 @@ func (h *Hub) deliver(key string, f *Frame) {
 	s.mu.Unlock()
 }
 
+// local is the hub as its engine sees it.
+type local struct{ h *Hub }
+
+func (l local) Deliver(key string, f *Frame) { l.h.deliver(key, f) }
+
+// Watching reports whether this hub holds a subscription to any stream of root.
+func (l local) Watching(root string) bool {
+	s := l.h.shardOf(root)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nodes[root]
+	return n != nil && n.watchers > 0
+}
+
 // Unsubscribe removes the subscription; calling it again does nothing.
 func (h *Hub) Unsubscribe(sc *Subscription) {
 	s := sc.shard
@@ -289,6 +308,7 @@ func (h *Hub) Unsubscribe(sc *Subscription) {
 	subs[last] = nil
 	sc.node.subs = subs[:last]
 	sc.slot = -1
+	sc.root.watchers--
 }
 
 // Sweep drops expired history and forgets streams with neither subscribers nor history. Call it
@@ -299,7 +319,7 @@ func (h *Hub) Sweep(now time.Time) {
 		s := &h.shards[i]
 		s.mu.Lock()
 		for k, n := range s.nodes {
-			if n.hist.expire(cutoff) && len(n.subs) == 0 {
+			if n.hist.expire(cutoff) && len(n.subs) == 0 && n.watchers == 0 {
 				delete(s.nodes, k)
 			}
 		}
@@ -346,7 +366,7 @@ func resetFrame(lastEventID string, hist history) *Frame {
 		LastEventID     string `json:"last_event_id"`
 		EarliestEventID string `json:"earliest_event_id,omitempty"`
 	}{Reason: "last_event_id_not_retained", LastEventID: lastEventID}
-	if hist.n > 0 {
+	if hist.len() > 0 {
 		body.EarliestEventID = hist.at(0).ID
 	}
 	data, _ := json.Marshal(body) // strings always encode

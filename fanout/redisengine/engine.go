@@ -112,7 +112,7 @@ type Engine struct {
 	prop   propagation.TextMapPropagator
 
 	mu   sync.RWMutex
-	hubs map[string]func(key string, f *fanout.Frame)
+	hubs map[string]fanout.Local
 
 	probes   sync.Map // probe nonce -> chan struct{}
 	gaps     gaps
@@ -129,7 +129,7 @@ func New(client rueidis.Client, cfg Config) *Engine {
 		tp = otel.GetTracerProvider()
 	}
 	e := &Engine{cfg: cfg, client: client, log: cfg.Logger, m: cfg.Metrics, tracer: tp.Tracer(TracerName),
-		prop: propagation.TraceContext{}, hubs: make(map[string]func(string, *fanout.Frame))}
+		prop: propagation.TraceContext{}, hubs: make(map[string]fanout.Local)}
 	e.gaps.e = e
 	e.catching = make([]atomic.Bool, cfg.Partitions)
 	return e
@@ -264,9 +264,9 @@ func (e *Engine) receive(msg string) {
 		return
 	}
 	e.mu.RLock()
-	deliver := e.hubs[parts[0]]
+	local := e.hubs[parts[0]]
 	e.mu.RUnlock()
-	if deliver == nil {
+	if local == nil {
 		return
 	}
 	m.ns, m.key = parts[0], parts[1]
@@ -276,14 +276,14 @@ func (e *Engine) receive(msg string) {
 		m.id = parts[2]
 		m.frame = frame(parts[2], parts[3], parts[4], parts[5])
 	}
-	e.gaps.receive(m, deliver)
+	e.gaps.receive(m, local)
 }
 
 // dispatch hands one message to its hub, under a "deliver" span in the publisher's trace when the
 // message carries one.
-func (e *Engine) dispatch(m busMessage, deliver func(key string, f *fanout.Frame)) {
+func (e *Engine) dispatch(m busMessage, local fanout.Local) {
 	if m.traceparent == "" {
-		deliver(m.key, m.frame)
+		local.Deliver(m.key, m.frame)
 		return
 	}
 	ctx := e.prop.Extract(context.Background(), propagation.MapCarrier{"traceparent": m.traceparent})
@@ -294,7 +294,7 @@ func (e *Engine) dispatch(m busMessage, deliver func(key string, f *fanout.Frame
 			attribute.String("sseedge.namespace", m.ns),
 			attribute.String("sseedge.event_id", m.frame.ID),
 		))
-	deliver(m.key, m.frame)
+	local.Deliver(m.key, m.frame)
 	span.End()
 }
 
@@ -350,9 +350,9 @@ type namespace struct {
 	ns string
 }
 
-func (n *namespace) Attach(deliver func(key string, f *fanout.Frame)) {
+func (n *namespace) Attach(local fanout.Local) {
 	n.e.mu.Lock()
-	n.e.hubs[n.ns] = deliver
+	n.e.hubs[n.ns] = local
 	n.e.mu.Unlock()
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -287,5 +288,41 @@ func TestQuietRootCaughtUpAfterRenewal(t *testing.T) {
 	}
 	if got, want := rec.wait(t, 2), []string{first, missed}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %v; want %v", got, want)
+	}
+}
+
+// TestCursorsOnlyForWatchedRoots: every node hears every root on the bus, but keeps a gap cursor only
+// for the roots it holds subscriptions to.
+func TestCursorsOnlyForWatchedRoots(t *testing.T) {
+	addrs := []string{redistest.StartSingle(t).Addr()}
+	a, b := newNode(t, addrs), newNode(t, addrs)
+	rec := newRecorder()
+	a.hub.Subscribe("/watched/x", rec, false, "")
+	// Roots on the watched root's partition: the bus delivers a partition in order, so once the watched
+	// event arrives, node a has heard these too.
+	partition := func(root string) string {
+		k := a.eng.HistoryKey("t", root)
+		return k[strings.Index(k, "{"):strings.Index(k, "}")]
+	}
+	var others []string
+	for i := 0; len(others) < 5 && i < 1000; i++ {
+		if root := fmt.Sprintf("/other-%d", i); partition(root) == partition("/watched") {
+			others = append(others, root)
+		}
+	}
+	if len(others) < 5 {
+		t.Fatalf("found %d roots on the watched root's partition", len(others))
+	}
+	for _, root := range append(others, "/watched") {
+		if _, _, err := b.hub.Publish(t.Context(), root+"/x", fanout.Event{Data: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.wait(t, 1)
+	if n := a.eng.Cursors(); n != 1 {
+		t.Fatalf("node a keeps %d cursors; want 1 (the root it watches)", n)
+	}
+	if n := b.eng.Cursors(); n != 0 {
+		t.Fatalf("node b, which watches nothing, keeps %d cursors", n)
 	}
 }

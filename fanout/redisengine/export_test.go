@@ -4,3 +4,10 @@ package redisengine
 func (e *Engine) HistoryKey(ns, root string) string {
 	return e.historyKey(e.partition(ns, root), ns, root)
 }
+
+// Cursors is how many roots the engine keeps a bus cursor for.
+func (e *Engine) Cursors() int {
+	e.gaps.mu.Lock()
+	defer e.gaps.mu.Unlock()
+	return len(e.gaps.roots)
+}

@@ -50,24 +50,33 @@ type gaps struct {
 }
 
 // receive delivers m, or holds it while its root's gap is filled. It never blocks on Redis: it runs on
-// the subscription's reader.
-func (g *gaps) receive(m busMessage, deliver func(key string, f *fanout.Frame)) {
+// the subscription's reader. Only roots this node holds streams of get a cursor: every node hears every
+// root on the bus, and most are other nodes' business.
+func (g *gaps) receive(m busMessage, local fanout.Local) {
 	now := time.Now()
-	name := m.ns + "\n" + fanout.Root(m.key)
+	root := fanout.Root(m.key)
+	name := m.ns + "\n" + root
 	g.mu.Lock()
 	if g.roots == nil {
 		g.roots, g.lastSweep = map[string]*rootCursor{}, now
 	}
 	g.sweep(now)
 	c := g.roots[name]
-	switch {
-	case c == nil:
-		if m.id == "" { // an end marker tells nothing about the root's events
-			g.mu.Unlock()
-			g.e.dispatch(m, deliver)
+	if c == nil {
+		g.mu.Unlock()
+		// An end marker tells nothing about the root's events; a root nobody here watches needs no
+		// cursor. (A root's messages arrive one at a time, so no other can make its cursor meanwhile.)
+		if m.id == "" || !local.Watching(root) {
+			g.e.dispatch(m, local)
 			return
 		}
+		g.mu.Lock()
 		g.roots[name] = &rootCursor{last: m.id, heard: now}
+		g.mu.Unlock()
+		g.e.dispatch(m, local)
+		return
+	}
+	switch {
 	case c.filling:
 		if len(c.waiting) >= maxWaiting {
 			g.mu.Unlock()
@@ -83,18 +92,18 @@ func (g *gaps) receive(m busMessage, deliver func(key string, f *fanout.Frame)) 
 		from := c.last
 		c.filling, c.waiting, c.heard = true, append(c.waiting[:0], m), now
 		g.mu.Unlock()
-		g.e.wg.Go(func() { g.fill(name, m.ns, m.key, from, m.prev, deliver) })
+		g.e.wg.Go(func() { g.fill(name, m.ns, m.key, from, m.prev, local) })
 		return
 	default:
 		c.last, c.heard = m.id, now
 	}
 	g.mu.Unlock()
-	g.e.dispatch(m, deliver)
+	g.e.dispatch(m, local)
 }
 
 // fill delivers the events of the root after from up to and including to, read from history, then the
 // messages that waited meanwhile, in order.
-func (g *gaps) fill(name, ns, key, from, to string, deliver func(key string, f *fanout.Frame)) {
+func (g *gaps) fill(name, ns, key, from, to string, local fanout.Local) {
 	e := g.e
 	root := fanout.Root(key)
 	var entries []rueidis.XRangeEntry
@@ -115,7 +124,7 @@ func (g *gaps) fill(name, ns, key, from, to string, deliver func(key string, f *
 	}
 	for _, en := range entries {
 		f := en.FieldValues
-		deliver(f["k"], frame(en.ID, f["e"], f["u"], f["d"]))
+		local.Deliver(f["k"], frame(en.ID, f["e"], f["u"], f["d"]))
 	}
 	e.m.BusRecovered(len(entries))
 	for first := true; ; first = false {
@@ -139,7 +148,7 @@ func (g *gaps) fill(name, ns, key, from, to string, deliver func(key string, f *
 		c.heard = time.Now()
 		g.mu.Unlock()
 		for _, m := range waiting {
-			e.dispatch(m, deliver)
+			e.dispatch(m, local)
 		}
 	}
 }
@@ -196,18 +205,18 @@ func (g *gaps) catchUp(ctx context.Context, p int) {
 		}
 		top := entries[0].ID
 		e.mu.RLock()
-		deliver := e.hubs[r.ns]
+		local := e.hubs[r.ns]
 		e.mu.RUnlock()
 		g.mu.Lock()
 		c := g.roots[r.name]
-		if deliver == nil || c == nil || c.filling || !idAfter(top, c.last) {
+		if local == nil || c == nil || c.filling || !idAfter(top, c.last) {
 			g.mu.Unlock()
 			continue
 		}
 		from := c.last
 		c.filling, c.waiting = true, c.waiting[:0]
 		g.mu.Unlock()
-		e.wg.Go(func() { g.fill(r.name, r.ns, r.root, from, top, deliver) })
+		e.wg.Go(func() { g.fill(r.name, r.ns, r.root, from, top, local) })
 	}
 }
 
