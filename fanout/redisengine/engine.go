@@ -253,6 +253,7 @@ func (e *Engine) receive(msg string) {
 		}
 	}
 	if rest, found := strings.CutPrefix(msg, prevMark); found {
+		m.chained = true
 		if m.prev, msg, ok = strings.Cut(rest, "\n"); !ok {
 			e.log.Warn("malformed message on the bus", "len", len(rest))
 			return

@@ -21,6 +21,7 @@ type busMessage struct {
 	ns, key     string
 	id          string // the event's Redis ID; "" for an end marker, which is in no history
 	prev        string // the root's previous event ID, as the publish script saw it
+	chained     bool   // the message names prev (nodes that predate gap detection send none)
 	traceparent string
 	frame       *fanout.Frame
 }
@@ -53,6 +54,10 @@ type gaps struct {
 // the subscription's reader. Only roots this node holds streams of get a cursor: every node hears every
 // root on the bus, and most are other nodes' business.
 func (g *gaps) receive(m busMessage, local fanout.Local) {
+	if !m.chained && m.id != "" { // from a node that predates gap detection: nothing to go by
+		g.e.dispatch(m, local)
+		return
+	}
 	now := time.Now()
 	root := fanout.Root(m.key)
 	name := m.ns + "\n" + root
@@ -85,6 +90,10 @@ func (g *gaps) receive(m busMessage, local fanout.Local) {
 			return
 		}
 		c.waiting = append(c.waiting, m)
+		g.mu.Unlock()
+		return
+	case m.id != "" && !idAfter(m.id, c.last):
+		// Delivered already: a catch-up read it from history before the bus brought it.
 		g.mu.Unlock()
 		return
 	case m.id == "":
@@ -140,14 +149,20 @@ func (g *gaps) fill(name, ns, key, from, to string, local fanout.Local) {
 			return
 		}
 		c.waiting = nil
+		fresh := waiting[:0]
 		for _, m := range waiting {
-			if m.id != "" {
+			switch {
+			case m.id == "":
+			case !idAfter(m.id, c.last):
+				continue // in what history gave (a catch-up reads up to the newest entry, which may still be on the bus)
+			default:
 				c.last = m.id
 			}
+			fresh = append(fresh, m)
 		}
 		c.heard = time.Now()
 		g.mu.Unlock()
-		for _, m := range waiting {
+		for _, m := range fresh {
 			e.dispatch(m, local)
 		}
 	}
