@@ -92,8 +92,10 @@ func (g *gaps) receive(m busMessage, local fanout.Local) {
 		c.waiting = append(c.waiting, m)
 		g.mu.Unlock()
 		return
-	case m.id != "" && !idAfter(m.id, c.last):
-		// Delivered already: a catch-up read it from history before the bus brought it.
+	case m.id != "" && m.prev != "" && !idAfter(m.id, c.last):
+		// Delivered already: a catch-up read it from history before the bus brought it. (A message
+		// that starts a root's history, after it expired or Redis lost it, is always taken: its ID
+		// comes from a clock that may be behind the one that made c.last.)
 		g.mu.Unlock()
 		return
 	case m.id == "":
@@ -139,8 +141,8 @@ func (g *gaps) fill(name, ns, key, from, to string, local fanout.Local) {
 	for first := true; ; first = false {
 		g.mu.Lock()
 		c := g.roots[name]
-		if first && len(entries) > 0 {
-			c.last = entries[len(entries)-1].ID
+		if first {
+			c.last = to // delivered, or counted as lost: either way the root is heard up to there
 		}
 		waiting := c.waiting
 		if len(waiting) == 0 {
@@ -153,7 +155,7 @@ func (g *gaps) fill(name, ns, key, from, to string, local fanout.Local) {
 		for _, m := range waiting {
 			switch {
 			case m.id == "":
-			case !idAfter(m.id, c.last):
+			case m.prev != "" && !idAfter(m.id, c.last):
 				continue // in what history gave (a catch-up reads up to the newest entry, which may still be on the bus)
 			default:
 				c.last = m.id
