@@ -123,8 +123,9 @@ func WithOnCacheHit(fn func(hit bool)) RedisStoreOption {
 //
 // Get reads through rueidis client-side caching: the first Get of a name on a node costs one round
 // trip, later ones none, until any node changes that name and Redis pushes an invalidation to every
-// node that cached it. List always reads Redis; ListCached reads through the cache too. Writes wait until this node's cache has caught up
-// (see settle), so a Get after a Put on the same node never sees the old value.
+// node that cached it. List always reads Redis; ListCached reads through the cache too. Writes wait
+// until this node's cache has caught up (see settle), so a Get after a Put on the same node never sees
+// the old value.
 type RedisStore struct {
 	client     rueidis.Client
 	fnPrefix   string // "<prefix>:{fn}:"
@@ -254,30 +255,45 @@ func (s *RedisStore) decode(name, raw string) (Function, error) {
 // them. It is for reads that repeat and may be a moment behind a change made on another node (health
 // probes, the status page); List reads Redis.
 func (s *RedisStore) ListCached(ctx context.Context) ([]Function, error) {
+	return s.list(ctx, true)
+}
+
+// List returns every function, sorted by name, read from Redis (not the cache).
+func (s *RedisStore) List(ctx context.Context) ([]Function, error) {
+	return s.list(ctx, false)
+}
+
+// list reads the name index and then every function it names, from Redis or through the cache.
+func (s *RedisStore) list(ctx context.Context, cached bool) ([]Function, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("registry: list: %w", err)
 	}
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	names, err := s.client.DoCache(octx, s.client.B().Smembers().Key(s.namesKey).Cache(), s.cacheTTL).AsStrSlice()
+	var index rueidis.RedisResult
+	if cached {
+		index = s.client.DoCache(octx, s.client.B().Smembers().Key(s.namesKey).Cache(), s.cacheTTL)
+	} else {
+		index = s.client.Do(octx, s.client.B().Smembers().Key(s.namesKey).Build())
+	}
+	names, err := index.AsStrSlice()
 	if err != nil {
 		return nil, s.fail(ctx, "list", "", err)
+	}
+	if len(names) == 0 {
+		return []Function{}, nil
 	}
 	keys := make([]string, len(names))
 	for i, n := range names {
 		keys[i] = s.fnPrefix + n
 	}
-	vals, err := rueidis.MGetCache(s.client, octx, s.cacheTTL, keys)
+	vals, err := s.values(octx, keys, cached)
 	if err != nil {
 		return nil, s.fail(ctx, "list", "", err)
 	}
 	out := make([]Function, 0, len(names))
 	for i, name := range names {
-		v, ok := vals[keys[i]]
-		if !ok {
-			continue
-		}
-		raw, err := v.ToString()
+		raw, err := vals[i].ToString()
 		if rueidis.IsRedisNil(err) {
 			continue // deleted since the index was read
 		} else if err != nil {
@@ -293,44 +309,20 @@ func (s *RedisStore) ListCached(ctx context.Context) ([]Function, error) {
 	return out, nil
 }
 
-// List returns every function, sorted by name, read from Redis (not the cache).
-func (s *RedisStore) List(ctx context.Context) ([]Function, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("registry: list: %w", err)
+// values reads keys in one MGET, or through the cache, in the order of keys.
+func (s *RedisStore) values(ctx context.Context, keys []string, cached bool) ([]rueidis.RedisMessage, error) {
+	if !cached {
+		return s.client.Do(ctx, s.client.B().Mget().Key(keys...).Build()).ToArray()
 	}
-	octx, cancel := s.opContext(ctx)
-	defer cancel()
-	names, err := s.client.Do(octx, s.client.B().Smembers().Key(s.namesKey).Build()).AsStrSlice()
+	byKey, err := rueidis.MGetCache(s.client, ctx, s.cacheTTL, keys)
 	if err != nil {
-		return nil, s.fail(ctx, "list", "", err)
+		return nil, err
 	}
-	if len(names) == 0 {
-		return []Function{}, nil
+	vals := make([]rueidis.RedisMessage, len(keys))
+	for i, k := range keys {
+		vals[i] = byKey[k]
 	}
-	keys := make([]string, len(names))
-	for i, n := range names {
-		keys[i] = s.fnPrefix + n
-	}
-	vals, err := s.client.Do(octx, s.client.B().Mget().Key(keys...).Build()).ToArray()
-	if err != nil {
-		return nil, s.fail(ctx, "list", "", err)
-	}
-	out := make([]Function, 0, len(vals))
-	for i, v := range vals {
-		raw, err := v.ToString()
-		if rueidis.IsRedisNil(err) {
-			continue // deleted between SMEMBERS and MGET
-		} else if err != nil {
-			return nil, s.fail(ctx, "list", "", err)
-		}
-		var fn Function
-		if err := json.Unmarshal([]byte(raw), &fn); err != nil {
-			return nil, fmt.Errorf("registry: list: decode %q: %w", names[i], err)
-		}
-		out = append(out, fn)
-	}
-	SortByName(out)
-	return out, nil
+	return vals, nil
 }
 
 // Delete removes the function called name on every node.
