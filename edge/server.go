@@ -323,7 +323,7 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 		s.serveAPI(conn, st, prefix)
 		return nil
 	}
-	head, n, err := parseHead(buf, s.cfg.MaxHeadBytes)
+	head, _, err := parseHead(buf, s.cfg.MaxHeadBytes)
 	if errors.Is(err, errHeadIncomplete) {
 		return later()
 	}
@@ -336,12 +336,7 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 		s.rejectRaw(conn, "", e)
 		return nil
 	}
-	if len(kept) > 0 {
-		consumed() // the head, and anything after it, which a stream client has no business sending
-	} else {
-		_ = r.Skip(n)
-		_ = r.Release()
-	}
+	consumed() // the head, and anything after it, which a stream client has no business sending
 	st.mode.Store(modeStream)
 	if open := s.openerFor(head.path); open != nil && !isStreamRequest(buf) {
 		s.openForOpener(conn, open, &head)
