@@ -154,9 +154,7 @@ func (g *Gateway) Register(r *router.Router) {
 // and returns ctx's error. It also stops renewing session leases: the sessions of streams still held
 // then end with their streams, or a lease later.
 func (g *Gateway) Close(ctx context.Context) error {
-	if g.leases != nil {
-		g.leases.close()
-	}
+	g.leases.close()
 	return g.pending.Close(ctx)
 }
 
@@ -309,14 +307,10 @@ func (g *Gateway) OpenStream(ctx context.Context, r edge.StreamRequest) (edge.St
 			return edge.StreamSpec{}, refuse(fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
 		}
 		endpoint := "/mcp/" + fn.Name + "/messages?sessionId=" + s.ID // names are [A-Za-z0-9_-]: no escaping
-		if g.leases != nil {
-			g.leases.hold(s.ID)
-		}
+		g.leases.hold(s.ID)
 		// The session ends with its stream, as the HTTP+SSE transport has it: later POSTs get 404.
 		end := func() {
-			if g.leases != nil {
-				g.leases.release(s.ID)
-			}
+			g.leases.release(s.ID)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := g.sessions.Delete(ctx, s.ID); err != nil && !errors.Is(err, ErrSessionNotFound) {

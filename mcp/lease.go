@@ -8,8 +8,8 @@ import (
 )
 
 // leases renews, every third of the store's lease, the HTTP+SSE sessions whose streams this node holds,
-// so that they live as long as their streams and a lease past this node's death at most. The zero
-// value is not usable; newLeases starts it and close stops it.
+// so that they live as long as their streams and a lease past this node's death at most. newLeases
+// starts it and close stops it; a nil *leases (a store without leases) does nothing.
 type leases struct {
 	store SessionRenewer
 	log   *slog.Logger
@@ -31,12 +31,18 @@ func newLeases(store SessionRenewer, log *slog.Logger) *leases {
 
 // hold starts renewing session id; release stops.
 func (l *leases) hold(id string) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	l.ids[id] = struct{}{}
 	l.mu.Unlock()
 }
 
 func (l *leases) release(id string) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	delete(l.ids, id)
 	l.mu.Unlock()
@@ -72,6 +78,9 @@ func (l *leases) run(ctx context.Context) {
 
 // close stops the renewals and waits for the one in progress; it may be called more than once.
 func (l *leases) close() {
+	if l == nil {
+		return
+	}
 	l.once.Do(func() {
 		l.stop()
 		<-l.done
