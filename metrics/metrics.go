@@ -90,7 +90,7 @@ type Metrics struct {
 	replayed        prometheus.Counter
 	resets          prometheus.Counter
 	busRecovered    prometheus.Counter
-	busGapsOpen     prometheus.Counter
+	busUnrecovered  prometheus.Counter
 	slowConsumers   prometheus.Counter
 	rejected        [numRejectReasons]prometheus.Counter
 
@@ -198,7 +198,7 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 		Namespace: Namespace, Name: "bus_recovered_events_total",
 		Help: "Events this node missed on the Redis bus (its subscription was being renewed) and delivered from history when the next event of their root showed the gap.",
 	})
-	m.busGapsOpen = prometheus.NewCounter(prometheus.CounterOpts{
+	m.busUnrecovered = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "bus_unrecovered_gaps_total",
 		Help: "Gaps on the Redis bus that history could not fill (trimmed or expired, or Redis failed): live subscribers missed events until they resume.",
 	})
@@ -248,7 +248,7 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 		reg.MustRegister(
 			conns, opened, closed, rejected,
 			m.eventsPublished, m.framesSent, m.bytesSent, m.delivery, m.heartbeatBatch,
-			m.replayed, m.resets, m.busRecovered, m.busGapsOpen, m.slowConsumers,
+			m.replayed, m.resets, m.busRecovered, m.busUnrecovered, m.slowConsumers,
 			m.invocations, m.invokeDur, m.attempts, m.breaker,
 			m.redisCmd, m.redisHits, m.redisMisses, m.redisUp,
 		)
@@ -343,7 +343,7 @@ func (m *Metrics) BusGapUnrecovered() {
 	if m == nil {
 		return
 	}
-	m.busGapsOpen.Inc()
+	m.busUnrecovered.Inc()
 }
 
 // SlowConsumer counts a stream caught over the slow-consumer limit. Whether the stream is then

@@ -310,12 +310,11 @@ func frame(redisID, name, userID, data string) *fanout.Frame {
 
 // idTime is the publish time in a Redis stream ID ("<ms>-<seq>").
 func idTime(id string) time.Time {
-	ms, _, _ := strings.Cut(id, "-")
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
+	ms, _, ok := parseID(id)
+	if !ok {
 		return time.Time{}
 	}
-	return time.UnixMilli(n)
+	return time.UnixMilli(int64(ms))
 }
 
 func (e *Engine) partition(ns, root string) int {

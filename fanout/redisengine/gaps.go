@@ -247,6 +247,7 @@ func idAfter(a, b string) bool {
 	return ams > bms || (ams == bms && aseq > bseq)
 }
 
+// parseID splits a Redis stream ID into its milliseconds and sequence number.
 func parseID(id string) (ms, seq uint64, ok bool) {
 	m, s, found := strings.Cut(id, "-")
 	if !found {

@@ -7,7 +7,8 @@
 // The ratio is always "how many times better sseedge is" (baseline/sseedge for costs, sseedge/baseline
 // for rates). The floor column is the paced fanout load against the baseline binary's -floor server,
 // which only writes each frame to every socket: the latency this machine and load client allow whatever
-// the server. (Flat out it is no floor: sseedge batches queued frames into one writev, the floor does not.) When ./cmd/edge does not build yet, the sseedge column is a second baseline run, and the
+// the server. (Flat out it is no floor: sseedge batches queued frames into one writev, the floor does
+// not.) When ./cmd/edge does not build yet, the sseedge column is a second baseline run, and the
 // table says so. Every process it starts is killed when it exits, however it exits (process groups
 // plus PR_SET_PDEATHSIG). Settings come from the environment:
 //

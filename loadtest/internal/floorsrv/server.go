@@ -62,9 +62,6 @@ func New(debugVars http.Handler) *Server {
 	return s
 }
 
-// Handler returns the HTTP handler of all routes.
-func (s *Server) Handler() http.Handler { return s.mux }
-
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() basesrv.Stats {
 	s.mu.Lock()
