@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 10s
 
 # Fuzz targets run briefly on every test run: package:target.
-FUZZ_TARGETS = edge:FuzzParseHead fanout:FuzzFrame fanout:FuzzParseTopic auth:FuzzStreamToken netguard:FuzzParsePolicy api:FuzzInvokeBody mcp:FuzzParseMessage
+FUZZ_TARGETS = edge:FuzzParseHead edge:FuzzAdminGuard fanout:FuzzFrame fanout:FuzzParseTopic auth:FuzzStreamToken netguard:FuzzParsePolicy api:FuzzInvokeBody mcp:FuzzParseMessage
 
 .PHONY: test vet unit fuzz run build bench
 

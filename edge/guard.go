@@ -35,7 +35,7 @@ func adminPath(path []byte) bool {
 }
 
 // guard enforces the admin token on admin paths, whichever package registered them, and the metrics
-// token on /metrics. The status page (GET /admin/) may take the admin token as ?token=, since a browser
+// token on /metrics. It runs behind canonical, so the path it checks is the path the router routes. The status page (GET /admin/) may take the admin token as ?token=, since a browser
 // navigating to it cannot set a header.
 func (s *Server) guard(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {

@@ -51,7 +51,8 @@ type apiError struct {
 	msg    string
 }
 
-// parseStreamRequest validates a stream request from its method, path, query and a header lookup.
+// parseStreamRequest validates a stream request from its method, canonical path (canonicalPath), query
+// and a header lookup.
 func (s *Server) parseStreamRequest(method, path, rawQuery string, header func(string) string) (streamRequest, *apiError) {
 	var req streamRequest
 	if method != "GET" {
@@ -64,8 +65,8 @@ func (s *Server) parseStreamRequest(method, path, rawQuery string, header func(s
 	switch {
 	case strings.HasPrefix(path, "/sse/"):
 		req.kind = kindClient
-		id, err := url.PathUnescape(path[len("/sse/"):])
-		if err != nil || !validClientID(id) {
+		id := path[len("/sse/"):] // path is canonical: decoded once already
+		if !validClientID(id) {
 			return req, &apiError{fasthttp.StatusBadRequest, "bad_client_id", "client ID must be 1-128 printable characters without '/'"}
 		}
 		req.key = id
@@ -74,11 +75,7 @@ func (s *Server) parseStreamRequest(method, path, rawQuery string, header func(s
 		}
 	case strings.HasPrefix(path, "/subscribe/"):
 		req.kind = kindTopic
-		raw, err := url.PathUnescape(path[len("/subscribe"):])
-		if err != nil {
-			return req, &apiError{fasthttp.StatusBadRequest, "bad_topic", "malformed percent-encoding"}
-		}
-		if req.key, err = fanout.ParseTopic(raw); err != nil {
+		if req.key, err = fanout.ParseTopic(path[len("/subscribe"):]); err != nil {
 			return req, &apiError{fasthttp.StatusBadRequest, "bad_topic", err.Error()}
 		}
 	default:

@@ -83,6 +83,9 @@ func (c Config) withDefaults() Config {
 	if len(c.CORSOrigins) == 0 {
 		c.CORSOrigins = []string{"*"}
 	}
+	if c.History.Budget == nil { // one history budget for the node: its topics and its clients
+		c.History.Budget = fanout.NewBudget(c.History)
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -145,7 +148,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.routes()
 	s.fast = &fasthttp.Server{
-		Handler:                       s.countRejections(s.cors(s.guard(s.router.Handler))),
+		Handler:                       s.apiHandler(),
 		ErrorHandler:                  s.fastError,
 		Name:                          "sseedge",
 		ReadTimeout:                   cfg.HeadTimeout,
@@ -177,6 +180,12 @@ func New(cfg Config) (*Server, error) {
 		s.bg.Go(s.directoryLoop)
 	}
 	return s, nil
+}
+
+// apiHandler is the chain every API request goes through: the path is made canonical before the guard
+// and the router read it, so both see the same path.
+func (s *Server) apiHandler() fasthttp.RequestHandler {
+	return s.countRejections(s.cors(s.canonical(s.guard(s.router.Handler))))
 }
 
 func withEngine(c fanout.Config, e fanout.Engine) fanout.Config {
@@ -338,6 +347,10 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 	}
 	consumed() // the head, and anything after it, which a stream client has no business sending
 	st.mode.Store(modeStream)
+	if head.path, err = canonicalPath(head.path); err != nil {
+		s.rejectRaw(conn, head.get("Origin"), &apiError{status: fasthttp.StatusBadRequest, code: "bad_path", msg: err.Error()})
+		return nil
+	}
 	if open := s.openerFor(head.path); open != nil && !isStreamRequest(buf) {
 		s.openForOpener(conn, open, &head)
 		return nil
@@ -519,6 +532,7 @@ func (s *Server) tick() {
 			s.heartbeat(now)
 			s.topics.Sweep(now)
 			s.clients.Sweep(now)
+			s.observeHistory()
 		case now := <-reap.C:
 			s.heads.reap(now)
 		}
