@@ -192,6 +192,14 @@ func (a *API) runAsync(ctx context.Context, fn registry.Function, req invoker.Re
 	defer cancel()
 	if err := a.deliver(dctx, req.ClientID, FunctionResponseEvent, data); err != nil {
 		log.Error("delivering function_response failed", "err", err, "status", msg.Status)
+		// The stream refused the event itself (a result too large to frame, say): the client still
+		// learns how its invocation ended, as a small error event in its place.
+		fallback, _ := json.Marshal(FunctionResponse{InvocationID: req.InvocationID, Function: fn.Name, Status: "error",
+			DurationMS: msg.DurationMS, Attempts: msg.Attempts, TraceID: msg.TraceID,
+			Error: &ErrorInfo{Code: "delivery_failed", Message: err.Error()}})
+		if ferr := a.deliver(dctx, req.ClientID, FunctionResponseEvent, fallback); ferr != nil {
+			log.Error("delivering the delivery_failed event failed too", "err", ferr)
+		}
 		return
 	}
 	if msg.Error != nil {

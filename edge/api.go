@@ -175,6 +175,10 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, hub *fanout.Hub, key string) 
 		fail(fasthttp.StatusServiceUnavailable, "state_unavailable", err.Error())
 		return
 	}
+	if errors.Is(err, fanout.ErrFrameTooLarge) {
+		fail(fasthttp.StatusRequestEntityTooLarge, "event_too_large", err.Error()+" (MAX_QUEUE_BYTES); each line of data costs 7 bytes more framed")
+		return
+	}
 	if err != nil {
 		fail(fasthttp.StatusBadRequest, "bad_event", err.Error())
 		return
@@ -230,6 +234,9 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	if s.cfg.HealthExtra != nil {
 		for k, v := range s.cfg.HealthExtra(ctx) {
 			body[k] = v
+		}
+		if body["status"] != status { // a part reports the node unfit (its bus is down): drain it
+			code = fasthttp.StatusServiceUnavailable
 		}
 	}
 	httpjson.Write(ctx, code, body)

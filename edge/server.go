@@ -80,6 +80,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 1 << 20
 	}
+	if c.History.MaxFrameBytes == 0 { // a frame the node accepts always fits an empty queue
+		c.History.MaxFrameBytes = c.MaxQueueBytes
+	}
 	if len(c.CORSOrigins) == 0 {
 		c.CORSOrigins = []string{"*"}
 	}
@@ -546,7 +549,7 @@ func (s *Server) heartbeat(now time.Time) {
 	var comment *fanout.Frame // built on the first held stream of the tick, then shared
 	s.conns.each(func(st *stream) {
 		if !st.held {
-			st.Send(frame)
+			st.keepAlive(frame)
 			return
 		}
 		// Other protocols' clients (MCP) may take any event for theirs: a comment keeps the line alive.
@@ -554,7 +557,7 @@ func (s *Server) heartbeat(now time.Time) {
 			comment = &fanout.Frame{Bytes: append(strconv.AppendInt([]byte(": heartbeat "), now.Unix(), 10), '\n', '\n')}
 			s.heartbeatFrames.Add(1)
 		}
-		st.Send(comment)
+		st.keepAlive(comment)
 	})
 	s.cfg.Metrics.ObserveHeartbeatBatch(time.Since(now))
 }

@@ -3,6 +3,7 @@ package edge
 import (
 	"errors"
 	"sync"
+	"syscall"
 	"sync/atomic"
 	"time"
 
@@ -99,19 +100,23 @@ type stream struct {
 }
 
 // Send queues frame. It never blocks or writes: it is called with hub locks held. A stream whose unsent
-// bytes would pass the bound is closed as a slow consumer; the client may resume with Last-Event-ID.
+// bytes are over the bound is closed as a slow consumer; the client may resume with Last-Event-ID. The
+// bound is on the backlog a frame finds, not on the frame, so one event as large as the publish bound
+// (MaxQueueBytes) never cuts a stream that is writing it; frames are shared, so a stream's queue costs
+// pointers, not copies. Frames sent while the stream opens (its replay, which history bounds) are never
+// cut: sub is set once the hub's Subscribe has returned.
 func (s *stream) Send(f *fanout.Frame) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return
 	}
-	if s.queued+len(f.Bytes) > s.srv.cfg.MaxQueueBytes {
+	if s.sub != nil && s.queued > s.srv.cfg.MaxQueueBytes {
 		s.closing = true
 		s.reason = reasonSlowConsumer
 		s.mu.Unlock()
 		s.srv.cutSlowConsumer()
-		go s.conn.Close() // not here: closing unsubscribes, which takes the hub lock our caller holds
+		go s.abort() // not here: closing unsubscribes, which takes the hub lock our caller holds
 		return
 	}
 	s.pending = append(s.pending, f)
@@ -124,6 +129,18 @@ func (s *stream) Send(f *fanout.Frame) {
 	s.mu.Unlock()
 	if start {
 		s.srv.runq.push(s)
+	}
+}
+
+// keepAlive queues a heartbeat unless frames are waiting: those keep the line busy, and a heartbeat
+// behind them would only add to a backlog (and cut, as a slow consumer, a stream still writing one large
+// event).
+func (s *stream) keepAlive(f *fanout.Frame) {
+	s.mu.Lock()
+	busy := s.queued > 0
+	s.mu.Unlock()
+	if !busy {
+		s.Send(f)
 	}
 }
 
@@ -306,6 +323,18 @@ func (s *stream) close(reason closeReason) {
 	}
 	s.closing = true
 	s.mu.Unlock()
+	s.conn.Close()
+}
+
+// abort closes the connection with SO_LINGER 0: the kernel resets it and frees what it still held for
+// a client that stopped reading, rather than keeping it in FIN-WAIT-1 with a full send buffer. Under wmu,
+// so the option never lands on a reused fd.
+func (s *stream) abort() {
+	s.wmu.Lock()
+	if !s.dead {
+		_ = syscall.SetsockoptLinger(int(s.fd), syscall.SOL_SOCKET, syscall.SO_LINGER, &syscall.Linger{Onoff: 1, Linger: 0})
+	}
+	s.wmu.Unlock()
 	s.conn.Close()
 }
 

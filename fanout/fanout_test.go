@@ -78,10 +78,14 @@ func FuzzFrame(f *testing.F) {
 		if ValidateField("id", id, MaxEventIDLen) != nil || ValidateField("event", name, MaxEventNameLen) != nil {
 			return
 		}
+		frame := AppendFrame(nil, id, name, []byte(data))
+		if n := FrameLen(id, name, []byte(data)); n != len(frame) {
+			t.Fatalf("FrameLen(%q, %q, %q) = %d; the frame has %d bytes", id, name, data, n, len(frame))
+		}
 		if strings.ContainsAny(name, " :") || strings.HasPrefix(id, " ") || strings.ContainsRune(data, 0) {
 			return // field values lose a leading space on parsing; names are tokens in practice
 		}
-		evs := parseFrames(t, AppendFrame(nil, id, name, []byte(data)))
+		evs := parseFrames(t, frame)
 		if len(evs) != 1 {
 			t.Fatalf("got %d events for %q %q %q", len(evs), id, name, data)
 		}

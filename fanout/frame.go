@@ -15,6 +15,12 @@ type Frame struct {
 	Bytes []byte
 	At    time.Time // when it was published; histories expire by it, zero for control frames
 	End   bool      // a control frame: the stream ends once it is written (never kept in history)
+
+	// The bookkeeping of a frame kept in a hub's own history (see Budget); zero on any other frame.
+	refs       int32  // histories holding it; guarded by home's lock
+	home       *shard // the shard of key
+	key        string // where it was published: the histories of key and of its ancestors hold it
+	prev, next *Frame // the budget's list of kept frames, oldest first; guarded by Budget.mu
 }
 
 // EndEventName marks the end of a stream on an engine's bus. It holds a NUL, which ValidateField refuses
@@ -33,6 +39,17 @@ const (
 
 // ErrBadEvent is wrapped by every event validation error.
 var ErrBadEvent = errors.New("bad event")
+
+// ErrFrameTooLarge is returned for an event whose frame would be over the hub's MaxFrameBytes.
+var ErrFrameTooLarge = errors.New("event too large")
+
+// DefaultMaxFrameBytes is the default bound of one event's frame: the edge's default queue bound, so a
+// frame it accepts always fits an empty queue.
+const DefaultMaxFrameBytes = 1 << 20
+
+// generatedIDBound stands in for an ID not assigned yet when a frame is sized: as long as any generated
+// ID ("<ms>-<seq>", in memory and in Redis Streams).
+const generatedIDBound = "18446744073709551615-18446744073709551615"
 
 // ValidateField checks an event name or ID: the format has no escaping, so a line break would end the
 // field and inject others, and a NUL makes browsers ignore an id.
@@ -73,6 +90,33 @@ func AppendFrame(dst []byte, id, name string, data []byte) []byte {
 	}
 	dst = appendDataLine(dst, data)
 	return append(dst, '\n')
+}
+
+// FrameLen is len(AppendFrame(nil, id, name, data)), counted without encoding: multi-line data grows by
+// a "data: " prefix per line, so a publish can be refused before its frame exists.
+func FrameLen(id, name string, data []byte) int {
+	n := 1 // the blank line that ends the event
+	if id != "" {
+		n += len("id: \n") + len(id)
+	}
+	if name != "" && name != "message" {
+		n += len("event: \n") + len(name)
+	}
+	lines, rest := 1, data
+	for {
+		i := bytes.IndexAny(rest, "\r\n")
+		if i < 0 {
+			break
+		}
+		lines++
+		end := i + 1
+		if rest[i] == '\r' && end < len(rest) && rest[end] == '\n' {
+			end++
+		}
+		n -= end - i // the line break is replaced by the data line's own
+		rest = rest[end:]
+	}
+	return n + len(data) + lines*len("data: \n")
 }
 
 func appendDataLine(dst, line []byte) []byte {

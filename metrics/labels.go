@@ -153,3 +153,22 @@ func (s BreakerState) String() string {
 	}
 	return "unknown"
 }
+
+// SessionEviction is why an MCP session was evicted, the label reason of
+// sseedge_mcp_sessions_evicted_total.
+type SessionEviction uint8
+
+// The reasons an MCP session is evicted.
+const (
+	EvictAddressLimit SessionEviction = iota // its source address held as many sessions as it may
+	EvictStoreFull                           // the store held as many sessions as it may
+	numSessionEvictions
+)
+
+// String is the label value of r.
+func (r SessionEviction) String() string {
+	if r == EvictAddressLimit {
+		return "address_limit"
+	}
+	return "store_full"
+}

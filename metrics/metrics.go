@@ -94,6 +94,15 @@ type Metrics struct {
 	slowConsumers   prometheus.Counter
 	rejected        [numRejectReasons]prometheus.Counter
 
+	// history bounds, MCP session eviction, stream token expiry
+	historyBytes   prometheus.Gauge
+	historyStreams prometheus.Gauge
+	historyEvicted prometheus.Counter
+	historySeen    uint64 // the eviction total SetHistory last saw; guarded by mu
+	mcpEvicted     [numSessionEvictions]prometheus.Counter
+	tokenExpired   prometheus.Counter
+	tokenRefresh   [2]prometheus.Counter // refused, ok
+
 	// invoker
 	invocations *prometheus.CounterVec
 	invokeDur   *prometheus.HistogramVec
@@ -105,6 +114,8 @@ type Metrics struct {
 	redisHits   prometheus.Counter
 	redisMisses prometheus.Counter
 	redisUp     prometheus.Gauge
+	busProbe    prometheus.Histogram
+	busProbeBad prometheus.Counter
 
 	cfg           config
 	mu            sync.RWMutex
@@ -243,8 +254,50 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 		Namespace: Namespace, Name: "redis_up",
 		Help: "1 while this node's Redis connection is healthy; 0 while it is down or the node runs embedded (no REDIS_ADDR).",
 	})
+	m.busProbe = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: Namespace, Name: "bus_probe_seconds",
+		Help:    "Time from sending one liveness probe on every bus partition to the last one back (or the probe timeout).",
+		Buckets: redisBuckets,
+	})
+	m.busProbeBad = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "bus_probe_failures_total",
+		Help: "Bus liveness probes (one per partition a round) refused by Redis or not back on the node's own subscription within the timeout; each marks the bus down and renews its subscription.",
+	})
+
+	m.historyBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "history_bytes",
+		Help: "Bytes the in-memory history holds (frames and the streams keeping them), against HISTORY_MAX_BYTES.",
+	})
+	m.historyStreams = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: Namespace, Name: "history_streams",
+		Help: "Streams with in-memory history, against HISTORY_MAX_STREAMS.",
+	})
+	m.historyEvicted = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "history_evicted_total",
+		Help: "Events taken out of in-memory history by HISTORY_MAX_BYTES or HISTORY_MAX_STREAMS before their TTL; a client resuming from one gets reset.",
+	})
+	mcpEvicted := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "mcp_sessions_evicted_total",
+		Help: "MCP sessions evicted from the in-memory store to make room, by reason (address_limit: its source address was at its bound; store_full: the store was).",
+	}, []string{"reason"})
+	for r := SessionEviction(0); r < numSessionEvictions; r++ {
+		m.mcpEvicted[r] = mcpEvicted.WithLabelValues(r.String())
+	}
+	m.tokenExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "stream_tokens_expired_total",
+		Help: "Streams closed because their token expired (event token_expired) without a refresh.",
+	})
+	tokenRefresh := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "stream_token_refreshes_total",
+		Help: "POST /sse/{clientId}/token and /subscribe/{topic}/token calls, by outcome (ok: a live stream's expiry moved; refused).",
+	}, []string{"outcome"})
+	m.tokenRefresh[0], m.tokenRefresh[1] = tokenRefresh.WithLabelValues("refused"), tokenRefresh.WithLabelValues("ok")
+	if reg != nil {
+		reg.MustRegister(m.historyBytes, m.historyStreams, m.historyEvicted, mcpEvicted, m.tokenExpired, tokenRefresh)
+	}
 
 	if reg != nil {
+		reg.MustRegister(m.busProbe, m.busProbeBad)
 		reg.MustRegister(
 			conns, opened, closed, rejected,
 			m.eventsPublished, m.framesSent, m.bytesSent, m.delivery, m.heartbeatBatch,
@@ -543,5 +596,66 @@ func (m *Metrics) SetRedisUp(up bool) {
 		m.redisUp.Set(1)
 	} else {
 		m.redisUp.Set(0)
+	}
+}
+
+// ObserveBusProbe records how long one round of bus liveness probes took.
+func (m *Metrics) ObserveBusProbe(d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.busProbe.Observe(d.Seconds())
+}
+
+// BusProbesFailed counts n bus liveness probes that failed or did not come back in time.
+func (m *Metrics) BusProbesFailed(n int) {
+	if m == nil {
+		return
+	}
+	m.busProbeBad.Add(float64(n))
+}
+
+// SetHistory reports what the in-memory history holds and evicted is the running total of events its
+// bounds evicted: the counter moves by what is new since the last call.
+func (m *Metrics) SetHistory(bytes, streams int64, evicted uint64) {
+	if m == nil {
+		return
+	}
+	m.historyBytes.Set(float64(bytes))
+	m.historyStreams.Set(float64(streams))
+	m.mu.Lock()
+	n := evicted - m.historySeen
+	m.historySeen = evicted
+	m.mu.Unlock()
+	if n > 0 && n < 1<<63 { // a total that went down (a new budget) is not an eviction
+		m.historyEvicted.Add(float64(n))
+	}
+}
+
+// MCPSessionEvicted counts one MCP session evicted to make room, for reason r.
+func (m *Metrics) MCPSessionEvicted(r SessionEviction) {
+	if m == nil || r >= numSessionEvictions {
+		return
+	}
+	m.mcpEvicted[r].Inc()
+}
+
+// StreamTokenExpired counts a stream closed at its token's expiry.
+func (m *Metrics) StreamTokenExpired() {
+	if m == nil {
+		return
+	}
+	m.tokenExpired.Inc()
+}
+
+// StreamTokenRefresh counts one token refresh call, ok or refused.
+func (m *Metrics) StreamTokenRefresh(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.tokenRefresh[1].Inc()
+	} else {
+		m.tokenRefresh[0].Inc()
 	}
 }

@@ -38,14 +38,22 @@ var wantMetrics = map[string]dto.MetricType{
 	"sseedge_redis_cache_hits_total":         dto.MetricType_COUNTER,
 	"sseedge_redis_cache_misses_total":       dto.MetricType_COUNTER,
 	"sseedge_redis_up":                       dto.MetricType_GAUGE,
+	"sseedge_history_bytes":                  dto.MetricType_GAUGE,
+	"sseedge_history_streams":                dto.MetricType_GAUGE,
+	"sseedge_history_evicted_total":          dto.MetricType_COUNTER,
+	"sseedge_mcp_sessions_evicted_total":     dto.MetricType_COUNTER,
+	"sseedge_stream_tokens_expired_total":    dto.MetricType_COUNTER,
+	"sseedge_stream_token_refreshes_total":   dto.MetricType_COUNTER,
+	"sseedge_bus_probe_seconds":              dto.MetricType_HISTOGRAM,
+	"sseedge_bus_probe_failures_total":       dto.MetricType_COUNTER,
 }
 
 // allowedLabels is the closed set of values each label may take (function and command are open
 // but capped, and checked separately).
 var allowedLabels = map[string][]string{
 	"kind":    {"sse", "topic", "mcp"},
-	"reason":  {"client", "slow_consumer", "shutdown", "error", "timeout", "bad_request", "too_large", "rate_limited", "unauthorized", "forbidden", "not_found"},
-	"outcome": {"ok", "error", "timeout", "circuit_open", "rejected"},
+	"reason":  {"client", "slow_consumer", "shutdown", "error", "timeout", "bad_request", "too_large", "rate_limited", "unauthorized", "forbidden", "not_found", "address_limit", "store_full"},
+	"outcome": {"ok", "error", "timeout", "circuit_open", "rejected", "refused"},
 }
 
 // touchAll makes one observation on every metric, so that vectors have children and every
@@ -77,6 +85,14 @@ func touchAll(m *Metrics) {
 	m.RedisCacheHit()
 	m.RedisCacheMiss()
 	m.SetRedisUp(true)
+	m.SetHistory(1<<20, 3, 7)
+	m.MCPSessionEvicted(EvictAddressLimit)
+	m.MCPSessionEvicted(EvictStoreFull)
+	m.StreamTokenExpired()
+	m.StreamTokenRefresh(true)
+	m.StreamTokenRefresh(false)
+	m.ObserveBusProbe(2 * time.Millisecond)
+	m.BusProbesFailed(1)
 }
 
 func gather(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {

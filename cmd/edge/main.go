@@ -25,6 +25,7 @@ import (
 	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/fanout/redisengine"
 	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/metrics"
 )
@@ -37,6 +38,8 @@ type config struct {
 	HeartbeatInterval time.Duration
 	HistorySize       int
 	HistoryTTL        time.Duration
+	HistoryMaxBytes   int64
+	HistoryMaxStreams int
 	CORSOrigins       string
 	DrainTimeout      time.Duration
 	MaxQueueBytes     int
@@ -51,6 +54,17 @@ type config struct {
 	FunctionAllow     string
 	RedisAddr         string
 	RedisPassword     string
+	RedisUsername     string
+	RedisTLSCAFile    string
+	RedisTLSCertFile  string
+	RedisTLSKeyFile   string
+	RedisTLSServer    string
+	RedisTLSInsecure  bool
+	RedisSentinelAddr string
+	RedisSentinelName string
+	RedisSentinelPass string
+	RedisProbeEvery   time.Duration
+	RedisProbeTimeout time.Duration
 	HealthInterval    time.Duration
 	MCPSessionLease   time.Duration
 }
@@ -65,18 +79,31 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", 15*time.Second, "heartbeat event period on every stream")
 	fs.IntVar(&c.HistorySize, "history-size", 1000, "events kept per stream for resume")
 	fs.DurationVar(&c.HistoryTTL, "history-ttl", 5*time.Minute, "how long an event stays resumable")
+	fs.Int64Var(&c.HistoryMaxBytes, "history-max-bytes", fanout.DefaultHistoryMaxBytes, "bytes of in-memory history per node, oldest events evicted first (-1: no bound)")
+	fs.IntVar(&c.HistoryMaxStreams, "history-max-streams", fanout.DefaultHistoryMaxStreams, "streams (topics at any level, client IDs) keeping in-memory history per node, oldest evicted first (-1: no bound)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "*", "comma-separated allowed origins for streams and API")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for streams to drain")
 	fs.IntVar(&c.MaxQueueBytes, "max-queue-bytes", 1<<20, "unsent bytes a stream may hold before it is cut off as a slow consumer")
 	fs.IntVar(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "largest API request body")
 	fs.IntVar(&c.ReadBufferSize, "read-buffer-size", edge.DefaultReadBufferSize, "initial input buffer of a connection, in bytes (a held stream keeps it; longer request heads still work)")
-	fs.IntVar(&c.SendBuffer, "send-buffer", 0, "SO_SNDBUF of stream sockets in bytes, kernel memory per stream (0: the kernel's autotuning)")
+	fs.IntVar(&c.SendBuffer, "send-buffer", 128<<10, "SO_SNDBUF of stream sockets in bytes: bounds the kernel memory a stream that stops reading can pin (the kernel doubles it; 0: the kernel's autotuning, up to net.ipv4.tcp_wmem's maximum)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for admin, publish and invoke calls (empty: open)")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HS256 secret of stream tokens (empty: streams open)")
 	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bearer token for GET /metrics (empty: open)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address, or several comma-separated for Redis Cluster (empty: one node, state in memory)")
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
+	fs.StringVar(&c.RedisUsername, "redis-username", "", "Redis ACL user (default: the user in a redis:// URL, else default)")
+	fs.StringVar(&c.RedisTLSCAFile, "redis-tls-ca-file", "", "PEM CA bundle that verifies Redis's certificate (turns TLS on; default roots: the system's)")
+	fs.StringVar(&c.RedisTLSCertFile, "redis-tls-cert-file", "", "client certificate for Redis mutual TLS (with -redis-tls-key-file)")
+	fs.StringVar(&c.RedisTLSKeyFile, "redis-tls-key-file", "", "client key for Redis mutual TLS")
+	fs.StringVar(&c.RedisTLSServer, "redis-tls-server-name", "", "name Redis's certificate must carry (default: the host dialed)")
+	fs.BoolVar(&c.RedisTLSInsecure, "redis-tls-insecure", false, "do not verify Redis's certificate (logged as a warning; for tests only)")
+	fs.StringVar(&c.RedisSentinelAddr, "redis-sentinel-addr", "", "comma-separated Sentinel addresses, instead of -redis-addr")
+	fs.StringVar(&c.RedisSentinelName, "redis-sentinel-master", "", "the master set name the sentinels monitor")
+	fs.StringVar(&c.RedisSentinelPass, "redis-sentinel-password", "", "password of the sentinels")
+	fs.DurationVar(&c.RedisProbeEvery, "redis-probe-interval", redisengine.DefaultProbeInterval, "period of the bus liveness probe over each pub/sub partition")
+	fs.DurationVar(&c.RedisProbeTimeout, "redis-probe-timeout", redisengine.DefaultProbeTimeout, "a probe not back within this marks the bus down (health 503) and renews its subscription")
 	fs.StringVar(&c.FunctionAllow, "function-allow", "", "hosts or CIDRs function endpoints may reach beyond the public internet (loopback is allowed while no secrets are set)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 10*time.Second, "period of function health checks")
 	fs.DurationVar(&c.MCPSessionLease, "mcp-session-lease", mcp.DefaultSessionLease, "with Redis: how long an HTTP+SSE MCP session outlives a node that dies holding its stream (renewed every third of it)")
@@ -158,7 +185,7 @@ func run(ctx context.Context, args []string) error {
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		SendBufferBytes:   cfg.SendBuffer,
 		CORSOrigins:       splitList(cfg.CORSOrigins),
-		History:           fanout.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL},
+		History:           fanout.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, HistoryMaxBytes: cfg.HistoryMaxBytes, HistoryMaxStreams: cfg.HistoryMaxStreams},
 		Logger:            log,
 		Metrics:           m,
 		AdminAuth:         auth.NewAdminAuth(cfg.AdminToken),

@@ -142,7 +142,7 @@ func subscribe(t *testing.T, url, lastID string) *subscriber {
 		defer close(s.done)
 		defer close(s.events)
 		defer resp.Body.Close()
-		for ev, err := range sse.Read(resp.Body, nil) {
+		for ev, err := range sse.Read(resp.Body, &sse.ReadConfig{MaxEventSize: 4 << 20}) { // room for TestOversizedEvents
 			if err != nil {
 				return
 			}
