@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,6 +47,10 @@ type Server struct {
 	dir  string
 	port int
 	args []string // extra configuration, e.g. cluster mode
+	// first goes before the common flags (redis-server wants a config file first, which a
+	// sentinel needs); ping replaces PING on the plain port as the readiness check (TLS, ACL).
+	first []string
+	ping  func() error
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -110,13 +115,16 @@ func (s *Server) Restart() {
 
 // startServer starts redis-server with extra args on a free port in dir, retrying on a new port
 // when the chosen one was taken in the meantime.
-func startServer(t testing.TB, bin, dir string, args func(port int) []string) *Server {
+func startServer(t testing.TB, bin, dir string, args func(port int) []string, opts ...func(*Server)) *Server {
 	t.Helper()
 	var lastErr error
 	for range startAttempts {
 		s := &Server{t: t, bin: bin, dir: dir, port: freePort(t)}
 		if args != nil {
 			s.args = args(s.port)
+		}
+		for _, o := range opts {
+			o(s)
 		}
 		if lastErr = s.start(); lastErr == nil {
 			t.Cleanup(s.Kill)
@@ -143,7 +151,7 @@ func (s *Server) start() error {
 		"--daemonize", "no",
 		"--logfile", "",
 	}
-	cmd := exec.Command(s.bin, append(args, s.args...)...)
+	cmd := exec.Command(s.bin, slices.Concat(s.first, args, s.args)...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	if err := cmd.Start(); err != nil {
@@ -162,8 +170,8 @@ func (s *Server) start() error {
 
 	deadline := time.Now().Add(startTimeout)
 	for {
-		reply, err := Do(s.Addr(), "PING")
-		if err == nil && reply == "PONG" {
+		err := s.ready()
+		if err == nil {
 			return nil
 		}
 		select {
@@ -178,6 +186,18 @@ func (s *Server) start() error {
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// ready checks that the server answers.
+func (s *Server) ready() error {
+	if s.ping != nil {
+		return s.ping()
+	}
+	reply, err := Do(s.Addr(), "PING")
+	if err == nil && reply != "PONG" {
+		err = fmt.Errorf("PING answered %q", reply)
+	}
+	return err
 }
 
 // signal sends sig to a running server and waits for it to exit, escalating to SIGKILL if it
@@ -300,7 +320,8 @@ func CommandCount(t testing.TB, addr, cmd string) int64 {
 }
 
 // Do sends one command to addr on a fresh connection and returns its reply: a simple string,
-// a bulk string ("" for nil) or an integer in decimal. A Redis error reply is returned as an error.
+// a bulk string ("" for nil), an integer in decimal, or an array as its elements one a line. A Redis
+// error reply is returned as an error.
 // It exists so the helpers need no client library; tests should use the real client.
 func Do(addr string, args ...string) (string, error) {
 	return do(addr, ioTimeout, args...)
@@ -313,6 +334,11 @@ func do(addr string, timeout time.Duration, args ...string) (string, error) {
 		return "", err
 	}
 	defer conn.Close()
+	return exchange(conn, timeout, args...)
+}
+
+// exchange sends one command on conn and reads its reply, as Do describes.
+func exchange(conn net.Conn, timeout time.Duration, args ...string) (string, error) {
 	_ = conn.SetDeadline(time.Now().Add(timeout))
 	var b strings.Builder
 	fmt.Fprintf(&b, "*%d\r\n", len(args))
@@ -322,7 +348,11 @@ func do(addr string, timeout time.Duration, args ...string) (string, error) {
 	if _, err := io.WriteString(conn, b.String()); err != nil {
 		return "", err
 	}
-	r := bufio.NewReader(conn)
+	return readReply(bufio.NewReader(conn))
+}
+
+// readReply reads one RESP2 reply.
+func readReply(r *bufio.Reader) (string, error) {
 	line, err := r.ReadString('\n')
 	if err != nil {
 		return "", err
@@ -349,6 +379,20 @@ func do(addr string, timeout time.Duration, args ...string) (string, error) {
 			return "", err
 		}
 		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil {
+			return "", fmt.Errorf("bad array length %q", line)
+		}
+		elems := make([]string, 0, max(n, 0))
+		for range n {
+			e, err := readReply(r)
+			if err != nil {
+				return "", err
+			}
+			elems = append(elems, e)
+		}
+		return strings.Join(elems, "\n"), nil
 	default:
 		return "", fmt.Errorf("unsupported reply %q", line)
 	}
