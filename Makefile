@@ -7,7 +7,7 @@ FUZZ_TARGETS = edge:FuzzParseHead edge:FuzzAdminGuard fanout:FuzzFrame fanout:Fu
 
 .PHONY: test vet unit fuzz run build bench
 
-test: vet unit fuzz
+test: vet unit fuzz chart
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
@@ -22,6 +22,11 @@ fuzz:
 		echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; \
 	done
+
+# The Helm chart's tests, in deploy/'s own module (helm is built there at the version its go.mod pins).
+# -count=1: helm and the edge read files the test cache cannot see.
+chart:
+	cd deploy && $(GO) test -count=1 ./...
 
 build:
 	$(GO) build -o bin/edge ./cmd/edge
