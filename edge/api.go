@@ -8,6 +8,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -34,6 +35,10 @@ func (s *Server) routes() {
 	s.statusRoutes()
 	r.GlobalOPTIONS = s.handlePreflight
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsGet() && string(ctx.Path()) == "/admin" {
+			redirectToStatusPage(ctx)
+			return
+		}
 		s.fail(ctx, fasthttp.StatusNotFound, "not_found", "no route for "+string(ctx.Method())+" "+string(ctx.Path()))
 	}
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
@@ -359,8 +364,17 @@ func (s *Server) fastError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
 		s.fail(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "head_too_large", "request head too large")
 	default:
-		s.fail(ctx, fasthttp.StatusBadRequest, "bad_request", err.Error())
+		s.fail(ctx, fasthttp.StatusBadRequest, "bad_request", redactHead(err.Error()))
 	}
+}
+
+// redactHead cuts the copy of the request head that fasthttp's parse errors carry ("buffer size=N,
+// contents: ..."): it holds Authorization, X-Authorization and ?token= as they were sent.
+func redactHead(msg string) string {
+	if i := strings.Index(msg, "buffer size="); i >= 0 {
+		return strings.TrimRight(msg[:i], ": ,") + " (request head not shown)"
+	}
+	return msg
 }
 
 func userValue(ctx *fasthttp.RequestCtx, name string) string {

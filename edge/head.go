@@ -17,6 +17,7 @@ var (
 	errHeadTooLarge   = errors.New("request head too large")
 	errBadRequestLine = errors.New("malformed request line")
 	errBadHeader      = errors.New("malformed header line")
+	errBareLF         = errors.New("request head lines must end in CRLF")
 	errTooManyHeaders = errors.New("too many header lines")
 )
 
@@ -42,7 +43,8 @@ func (h *requestHead) get(name string) string {
 }
 
 // headEnd returns the length of the head in b including its blank line, or -1 while it is incomplete.
-// Lines may end in CRLF or a bare LF, as RFC 9112 lets a server accept.
+// It finds heads whose lines end in a bare LF too, so that they are refused (bareLF) as soon as they
+// are whole rather than waited on: fasthttp reads only CRLF heads, and both parsers keep one rule.
 func headEnd(b []byte) int {
 	for i := 0; i < len(b); {
 		j := bytes.IndexByte(b[i:], '\n')
@@ -58,6 +60,16 @@ func headEnd(b []byte) int {
 	return -1
 }
 
+// bareLF reports whether a line of head ends in LF without CR.
+func bareLF(head []byte) bool {
+	for i, c := range head {
+		if c == '\n' && (i == 0 || head[i-1] != '\r') {
+			return true
+		}
+	}
+	return false
+}
+
 // parseHead parses one request head from b, which must hold at most maxBytes. It returns the head and its
 // length, errHeadIncomplete when more input is needed, or an error for input no valid request starts with.
 func parseHead(b []byte, maxBytes int) (requestHead, int, error) {
@@ -71,6 +83,9 @@ func parseHead(b []byte, maxBytes int) (requestHead, int, error) {
 	}
 	if end > maxBytes {
 		return h, 0, errHeadTooLarge
+	}
+	if bareLF(b[:end]) {
+		return h, 0, errBareLF
 	}
 	rest := b[:end]
 	line, rest := nextLine(rest)

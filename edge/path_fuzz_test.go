@@ -21,7 +21,7 @@ func FuzzAdminGuard(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { _ = s.Shutdown(context.Background()) })
-	s.router = router.New()
+	s.router = newRouter()
 	s.router.SaveMatchedRoutePath = true
 	s.routes()
 	ok := func(ctx *fasthttp.RequestCtx) {}

@@ -53,6 +53,9 @@ type Config struct {
 	MetricsAuth       auth.AdminAuth   // GET /metrics; zero value: open
 	StreamAuth        *auth.StreamAuth // stream tokens; nil: open
 	MaxStreamsPerIP   int              // 0: no bound
+	// MaxAPIConnsPerIP bounds the API connections one address holds open (each keeps a goroutine while
+	// it idles between requests); over it, 429. Default 256; negative: no bound.
+	MaxAPIConnsPerIP int
 	// HealthExtra adds fields to GET /admin/health (for example function health).
 	HealthExtra func(ctx context.Context) map[string]any
 	StatusExtra func(ctx context.Context) map[string]any // adds "extra" to the status snapshots of GET /admin/ (see StatusFunction)
@@ -80,6 +83,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 1 << 20
 	}
+	if !c.MetricsAuth.Enabled() && c.AdminAuth.Enabled() && c.StreamAuth.Enabled() {
+		c.MetricsAuth = c.AdminAuth // a node with both secrets listens beyond loopback: /metrics is not public
+	}
+	if c.MaxAPIConnsPerIP == 0 {
+		c.MaxAPIConnsPerIP = 256
+	}
 	if c.History.MaxFrameBytes == 0 { // a frame the node accepts always fits an empty queue
 		c.History.MaxFrameBytes = c.MaxQueueBytes
 	}
@@ -97,19 +106,20 @@ func (c Config) withDefaults() Config {
 
 // Server is one edge node.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	started time.Time
-	router  *router.Router
-	fast    *fasthttp.Server
-	loop    netpoll.EventLoop
-	runq    *runQueue
-	topics  *fanout.Hub
-	clients *fanout.Hub
-	conns   registry
-	heads   headReaper
-	openers []opener // paths other packages open streams on; set before Serve
-	perIP   ipLimiter
+	cfg      Config
+	log      *slog.Logger
+	started  time.Time
+	router   *router.Router
+	fast     *fasthttp.Server
+	loop     netpoll.EventLoop
+	runq     *runQueue
+	topics   *fanout.Hub
+	clients  *fanout.Hub
+	conns    registry
+	heads    headReaper
+	openers  []opener // paths other packages open streams on; set before Serve
+	perIP    ipLimiter
+	apiPerIP ipLimiter // API connections per address
 	// sharedHeads are the stream response heads without CORS headers and with the wildcard ones.
 	sharedHeads [2]*fanout.Frame
 
@@ -135,7 +145,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		started: time.Now(),
-		router:  router.New(),
+		router:  newRouter(),
 		runq:    newRunQueue(),
 		topics:  fanout.NewHub(withEngine(cfg.History, cfg.TopicEngine)),
 		clients: fanout.NewHub(withEngine(cfg.History, cfg.ClientEngine)),
@@ -145,6 +155,7 @@ func New(cfg Config) (*Server, error) {
 	s.conns.init()
 	s.heads.init()
 	s.perIP.max = cfg.MaxStreamsPerIP
+	s.apiPerIP.max = cfg.MaxAPIConnsPerIP
 	s.sharedHeads[0] = s.buildStreamHead("")
 	if s.corsAny() {
 		s.sharedHeads[1] = s.buildStreamHead("*")
@@ -183,6 +194,14 @@ func New(cfg Config) (*Server, error) {
 		s.bg.Go(s.directoryLoop)
 	}
 	return s, nil
+}
+
+// newRouter is a router that never redirects by itself: its redirects are absolute URLs built from the
+// client's Host header. Routes that want a redirect answer with a relative Location.
+func newRouter() *router.Router {
+	r := router.New()
+	r.RedirectTrailingSlash, r.RedirectFixedPath = false, false
+	return r
 }
 
 // apiHandler is the chain every API request goes through: the path is made canonical before the guard
@@ -324,8 +343,15 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 		if len(buf) < len(streamPrefixTopic) && bytes.IndexByte(buf, '\n') < 0 {
 			return later() // too short to tell
 		}
-		if headEnd(buf) < 0 && len(buf) < s.cfg.MaxHeadBytes {
+		end := headEnd(buf)
+		if end < 0 && len(buf) < s.cfg.MaxHeadBytes {
 			return later() // fasthttp gets a whole head, so it never waits for one
+		}
+		if end > 0 && bareLF(buf[:end]) {
+			s.heads.remove(conn)
+			consumed()
+			s.rejectRaw(conn, "", &apiError{status: fasthttp.StatusBadRequest, code: "bad_request", msg: errBareLF.Error()})
+			return nil
 		}
 		var prefix []byte
 		if len(kept) > 0 {
@@ -427,9 +453,15 @@ func (c *apiConn) Read(p []byte) (int, error) {
 func (s *Server) serveAPI(conn netpoll.Connection, st *connState, prefix []byte) {
 	s.heads.remove(conn)
 	st.mode.Store(modeAPI)
+	ip := remoteIP(conn)
+	if !s.apiPerIP.acquire(ip) {
+		s.rejectRaw(conn, "", &apiError{fasthttp.StatusTooManyRequests, "too_many_connections", "too many API connections from this address"})
+		return
+	}
+	defer s.apiPerIP.release(ip)
 	_ = conn.SetReadTimeout(0) // fasthttp sets its own deadlines
 	if err := s.fast.ServeConn(&apiConn{Connection: conn, state: st, prefix: prefix}); err != nil {
-		s.log.Debug("api connection ended", "remote", conn.RemoteAddr(), "err", err)
+		s.log.Debug("api connection ended", "remote", conn.RemoteAddr(), "err", redactHead(err.Error()))
 	}
 }
 
@@ -597,4 +629,6 @@ func (s *Server) Stats() Stats {
 // fastLogger routes fasthttp's log lines to slog.
 type fastLogger struct{ log *slog.Logger }
 
-func (l fastLogger) Printf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
+func (l fastLogger) Printf(format string, args ...any) {
+	l.log.Debug(redactHead(fmt.Sprintf(format, args...)))
+}

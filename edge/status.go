@@ -85,6 +85,17 @@ func (s *Server) statusRoutes() {
 	s.router.GET("/admin/", s.handleStatusPage)
 }
 
+// redirectToStatusPage answers GET /admin (the router holds /admin/ and /admin in one node) with a
+// relative Location, never one built from the Host header.
+func redirectToStatusPage(ctx *fasthttp.RequestCtx) {
+	loc := "/admin/"
+	if q := ctx.URI().QueryString(); len(q) > 0 {
+		loc += "?" + string(q)
+	}
+	ctx.Response.Header.Set("Location", loc)
+	ctx.SetStatusCode(fasthttp.StatusMovedPermanently)
+}
+
 func (s *Server) handleStatusPage(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
 	h.SetContentType("text/html; charset=utf-8")
