@@ -188,7 +188,7 @@ func exercise(t *testing.T, node *edgeNode) map[string]*dto.MetricFamily {
 	if line, err := bufio.NewReader(slow).ReadString('\n'); err != nil || !strings.Contains(line, " 200 ") {
 		t.Fatalf("slow stream: %q %v", line, err)
 	}
-	big := fmt.Sprintf(`{"data":"%s"}`, strings.Repeat("x", 64<<10))
+	big := fmt.Sprintf(`{"data":"%s"}`, strings.Repeat("x", 32<<10))
 	for i := 0; ; i++ {
 		if code, out := request(t, "POST", node.url+"/publish/slow", big); code != 200 {
 			t.Fatalf("publish to the slow stream: %d %v", code, out)
@@ -197,7 +197,7 @@ func exercise(t *testing.T, node *edgeNode) map[string]*dto.MetricFamily {
 			break
 		}
 		if i == 200 {
-			t.Fatal("the stream that never reads was not cut off as a slow consumer after 200 64 KiB events")
+			t.Fatal("the stream that never reads was not cut off as a slow consumer after 200 32 KiB events")
 		}
 	}
 
