@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sseedge/sseedge/internal/redisx"
 )
 
 // ErrUnavailable is wrapped by every error caused by Redis being unreachable, too slow, or not
@@ -32,42 +33,14 @@ const (
 	DefaultCacheTTL = time.Hour
 )
 
-// Client settings chosen by NewRedisClient.
-const (
-	redisDialTimeout  = 2 * time.Second
-	redisKeepAlive    = time.Second
-	redisWriteTimeout = 3 * time.Second // also bounds a pipeline's wait on an unresponsive server
-	redisRetries      = 2               // extra attempts of a read after a network error
-	redisRetryDelay   = 5 * time.Millisecond
-)
-
-// retryDelay lets rueidis retry a read that hit a network error a couple of times, quickly — enough
-// to ride over one broken connection being replaced — and then give up, so an outage fails fast
-// with ErrUnavailable instead of retrying until the deadline while callers pile up.
-func retryDelay(attempts int, _ rueidis.Completed, _ error) time.Duration {
-	if attempts > redisRetries {
-		return -1 // no more retries
-	}
-	return redisRetryDelay
-}
-
-// NewRedisClient connects to Redis. One address is a standalone server (or any node of a
-// cluster); several are nodes of one Redis Cluster, shuffled so that nodes do not all bootstrap
-// from the first. Client-side caching is on (RESP3 tracking, opt-in per command), which RedisStore
-// relies on. Timeouts and retries are set so a dead server is reported at once and a hung one in
-// seconds, not minutes.
+// NewRedisClient connects to Redis through the node's client factory (internal/redisx): one address
+// is a standalone server (or any node of a cluster); several are nodes of one Redis Cluster.
+// Client-side caching is on (RESP3 tracking, opt-in per command), which RedisStore relies on.
 func NewRedisClient(addrs []string, password string) (rueidis.Client, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("registry: redis: no address")
 	}
-	c, err := rueidis.NewClient(rueidis.ClientOption{
-		InitAddress:      addrs,
-		Password:         password,
-		ShuffleInit:      true,
-		Dialer:           net.Dialer{Timeout: redisDialTimeout, KeepAlive: redisKeepAlive},
-		ConnWriteTimeout: redisWriteTimeout,
-		RetryDelay:       retryDelay,
-	})
+	c, err := redisx.NewClient(redisx.Config{Addr: strings.Join(addrs, ","), Password: password}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("registry: connect to redis %v: %w", addrs, classify(err))
 	}
@@ -410,7 +383,7 @@ func (s *RedisStore) fail(ctx context.Context, op, name string, err error) error
 // classify marks err as ErrUnavailable unless it is a Redis reply that says something other than
 // "not serving right now" (such as WRONGTYPE or a bad password), which retrying will not fix.
 func classify(err error) error {
-	if rerr, ok := rueidis.IsRedisErr(err); ok {
+	if rerr := (*rueidis.RedisError)(nil); errors.As(err, &rerr) && rerr != rueidis.Nil { // wrapped by redisx too
 		if rerr.IsLoading() || rerr.IsClusterDown() || rerr.IsTryAgain() ||
 			strings.HasPrefix(rerr.Error(), "MASTERDOWN") || strings.HasPrefix(rerr.Error(), "BUSY ") {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)

@@ -25,6 +25,7 @@ import (
 	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/fanout/redisengine"
 	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/metrics"
 )
@@ -53,6 +54,17 @@ type config struct {
 	FunctionAllow     string
 	RedisAddr         string
 	RedisPassword     string
+	RedisUsername     string
+	RedisTLSCAFile    string
+	RedisTLSCertFile  string
+	RedisTLSKeyFile   string
+	RedisTLSServer    string
+	RedisTLSInsecure  bool
+	RedisSentinelAddr string
+	RedisSentinelName string
+	RedisSentinelPass string
+	RedisProbeEvery   time.Duration
+	RedisProbeTimeout time.Duration
 	HealthInterval    time.Duration
 	MCPSessionLease   time.Duration
 }
@@ -81,6 +93,17 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bearer token for GET /metrics (empty: open)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address, or several comma-separated for Redis Cluster (empty: one node, state in memory)")
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
+	fs.StringVar(&c.RedisUsername, "redis-username", "", "Redis ACL user (default: the user in a redis:// URL, else default)")
+	fs.StringVar(&c.RedisTLSCAFile, "redis-tls-ca-file", "", "PEM CA bundle that verifies Redis's certificate (turns TLS on; default roots: the system's)")
+	fs.StringVar(&c.RedisTLSCertFile, "redis-tls-cert-file", "", "client certificate for Redis mutual TLS (with -redis-tls-key-file)")
+	fs.StringVar(&c.RedisTLSKeyFile, "redis-tls-key-file", "", "client key for Redis mutual TLS")
+	fs.StringVar(&c.RedisTLSServer, "redis-tls-server-name", "", "name Redis's certificate must carry (default: the host dialed)")
+	fs.BoolVar(&c.RedisTLSInsecure, "redis-tls-insecure", false, "do not verify Redis's certificate (logged as a warning; for tests only)")
+	fs.StringVar(&c.RedisSentinelAddr, "redis-sentinel-addr", "", "comma-separated Sentinel addresses, instead of -redis-addr")
+	fs.StringVar(&c.RedisSentinelName, "redis-sentinel-master", "", "the master set name the sentinels monitor")
+	fs.StringVar(&c.RedisSentinelPass, "redis-sentinel-password", "", "password of the sentinels")
+	fs.DurationVar(&c.RedisProbeEvery, "redis-probe-interval", redisengine.DefaultProbeInterval, "period of the bus liveness probe over each pub/sub partition")
+	fs.DurationVar(&c.RedisProbeTimeout, "redis-probe-timeout", redisengine.DefaultProbeTimeout, "a probe not back within this marks the bus down (health 503) and renews its subscription")
 	fs.StringVar(&c.FunctionAllow, "function-allow", "", "hosts or CIDRs function endpoints may reach beyond the public internet (loopback is allowed while no secrets are set)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 10*time.Second, "period of function health checks")
 	fs.DurationVar(&c.MCPSessionLease, "mcp-session-lease", mcp.DefaultSessionLease, "with Redis: how long an HTTP+SSE MCP session outlives a node that dies holding its stream (renewed every third of it)")

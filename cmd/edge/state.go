@@ -11,6 +11,7 @@ import (
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/fanout/redisengine"
+	"github.com/sseedge/sseedge/internal/redisx"
 	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/registry"
@@ -30,14 +31,19 @@ type state struct {
 }
 
 func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error) {
-	if cfg.RedisAddr == "" {
+	rc := cfg.redis()
+	if !rc.Enabled() {
 		return &state{store: &registry.MemoryStore{}, m: m}, nil
 	}
-	client, err := registry.NewRedisClient(splitList(cfg.RedisAddr), cfg.RedisPassword)
+	// A node that cannot reach the Redis it was given exits rather than serve alone: in memory it
+	// would split the cluster without anyone noticing. The log line says which setting to check.
+	client, err := redisx.NewClient(rc, log)
 	if err != nil {
+		log.Error("redis: cannot connect at start; exiting", "redis", rc.Describe(), "err", err, "hint", redisx.Explain(err))
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	eng := redisengine.New(client, redisengine.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: log, Metrics: m})
+	eng := redisengine.New(client, redisengine.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: log, Metrics: m,
+		ProbeInterval: cfg.RedisProbeEvery, ProbeTimeout: cfg.RedisProbeTimeout})
 	// The engine times and traces its own calls; the other parts share one instrumented view.
 	shared := registry.Instrument(client, m)
 	store := registry.NewRedisStore(shared, "sseedge", registry.WithOnCacheHit(func(hit bool) {
@@ -69,29 +75,41 @@ func (s *state) start(ctx context.Context, log *slog.Logger) {
 	defer cancel()
 	if err := s.engine.Start(ctx); err != nil {
 		log.Error("redis not reachable at start; serving held streams and retrying", "err", err)
-		s.m.SetRedisUp(false)
 		return
 	}
-	s.m.SetRedisUp(true)
 	log.Info("sharing state through redis")
 }
 
-// health reports the state's reachability for GET /admin/health.
-func (s *state) health(ctx context.Context) map[string]any {
+// health reports the bus as the engine's liveness probe last saw it, for GET /admin/health: it costs
+// Redis nothing, and it is down while Redis refuses writes or a subscription has gone quiet, which a
+// PING would not show. Down sets "status", which makes the answer 503 so a load balancer drains the
+// node while it stays so.
+func (s *state) health(context.Context) map[string]any {
 	if s.engine == nil {
 		return map[string]any{"state": "memory"}
 	}
-	status := "up"
-	err := s.engine.Ping(ctx)
-	if err != nil {
-		status = "down"
-	}
-	s.m.SetRedisUp(err == nil)
-	out := map[string]any{"state": "redis", "redis": map[string]any{"status": status}}
-	if err != nil {
-		out["redis"].(map[string]any)["error"] = err.Error()
+	bus := s.engine.Bus()
+	redis := map[string]any{"status": "up", "since": bus.Since.UTC().Format(time.RFC3339)}
+	out := map[string]any{"state": "redis", "redis": redis}
+	if !bus.Up {
+		redis["status"] = "down"
+		redis["failed_partitions"] = bus.Failed
+		if bus.Err != nil {
+			redis["error"] = bus.Err.Error()
+		}
+		out["status"] = "redis_down"
 	}
 	return out
+}
+
+// redis is the node's Redis settings as the client factory takes them.
+func (c *config) redis() redisx.Config {
+	return redisx.Config{
+		Addr: c.RedisAddr, Username: c.RedisUsername, Password: c.RedisPassword,
+		TLSCAFile: c.RedisTLSCAFile, TLSCertFile: c.RedisTLSCertFile, TLSKeyFile: c.RedisTLSKeyFile,
+		TLSServerName: c.RedisTLSServer, TLSInsecure: c.RedisTLSInsecure,
+		SentinelAddr: c.RedisSentinelAddr, SentinelMaster: c.RedisSentinelName, SentinelPassword: c.RedisSentinelPass,
+	}
 }
 
 func (s *state) close() {

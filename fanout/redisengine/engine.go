@@ -49,6 +49,11 @@ type Config struct {
 	Metrics     *metrics.Metrics // observes each Redis call's round trip; nil observes nothing
 	// TracerProvider makes the engine's spans. Default: otel's global provider (no-op until set).
 	TracerProvider trace.TracerProvider
+
+	// ProbeInterval and ProbeTimeout pace the bus liveness probe (probe.go); defaults
+	// DefaultProbeInterval and DefaultProbeTimeout.
+	ProbeInterval time.Duration
+	ProbeTimeout  time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -69,6 +74,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.ProbeInterval <= 0 {
+		c.ProbeInterval = DefaultProbeInterval
+	}
+	if c.ProbeTimeout <= 0 {
+		c.ProbeTimeout = DefaultProbeTimeout
 	}
 	return c
 }
@@ -117,6 +128,7 @@ type Engine struct {
 	probes   sync.Map // probe nonce -> chan struct{}
 	gaps     gaps
 	catching []atomic.Bool // per partition: a catch-up after a renewed subscription is under way
+	live     liveness
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -132,6 +144,7 @@ func New(client rueidis.Client, cfg Config) *Engine {
 		prop: propagation.TraceContext{}, hubs: make(map[string]fanout.Local)}
 	e.gaps.e = e
 	e.catching = make([]atomic.Bool, cfg.Partitions)
+	e.live.init(e)
 	return e
 }
 
@@ -147,11 +160,14 @@ func (e *Engine) Start(ctx context.Context) error {
 	for p := range e.cfg.Partitions {
 		e.wg.Go(func() { e.listen(life, p) })
 	}
+	began := time.Now()
+	e.wg.Go(func() { e.live.run(life) })
 	for p := range e.cfg.Partitions {
 		if err := e.probe(ctx, p); err != nil {
 			return fmt.Errorf("redisengine: partition %d: %w", p, err)
 		}
 	}
+	e.live.confirmed(began)
 	return nil
 }
 
@@ -185,12 +201,16 @@ func (e *Engine) listen(ctx context.Context, p int) {
 	for ctx.Err() == nil {
 		// rueidis renews a subscription itself after a reconnect; Receive returns only when it gives up.
 		began := time.Now()
-		err := e.client.Receive(hooked, e.client.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
+		rctx, renew := context.WithCancel(hooked) // the liveness probe renews a subscription that went quiet
+		e.live.watch(p, renew)
+		err := e.client.Receive(rctx, e.client.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
 			e.receive(m.Message)
 		})
+		renew()
 		if ctx.Err() != nil {
 			return
 		}
+		e.live.lost(p, err)
 		if time.Since(began) > 10*time.Second { // it worked for a while: start the back-off afresh
 			backoff = 50 * time.Millisecond
 		}

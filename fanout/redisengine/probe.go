@@ -1,0 +1,221 @@
+package redisengine
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/redis/rueidis"
+)
+
+// Defaults of the bus liveness probe.
+const (
+	DefaultProbeInterval = time.Second
+	DefaultProbeTimeout  = 2 * time.Second
+)
+
+// probeScript publishes a probe on a partition's channel (KEYS[1]). Its shebang declares that it
+// may write, so Redis refuses it exactly when it refuses writes (a replica after a failover,
+// maxmemory reached, a failed save, too few replicas): a probe sees what a publish would, without
+// writing anything.
+const probeScript = "#!lua\nredis.call('SPUBLISH', KEYS[1], ARGV[1])\nreturn 1"
+
+// BusState is what the liveness probe last saw of the bus.
+type BusState struct {
+	Up    bool
+	Since time.Time // when it became up or down
+	Err   error     // why it is down; nil when up
+	// Failed is how many partitions failed the last probe round (0 when up).
+	Failed int
+}
+
+// liveness is the bus liveness probe. Sharded pub/sub can stop delivering without closing anything:
+// a connection wedged on the path, a subscription a failover left behind, a server that no longer
+// takes writes (centrifugal/centrifugo#1189). So every interval the node publishes a nonce on each
+// partition's channel, which covers each pub/sub connection it depends on, and expects each back on
+// its own subscription within the timeout. A partition whose probe does not come back marks the bus
+// down, is counted, and has its subscription renewed (a catch-up then fills what it missed); the bus
+// is up again after a round in which every probe came back. A subscription that rueidis reports
+// lost marks the bus down at once.
+type liveness struct {
+	e        *Engine
+	interval time.Duration
+	timeout  time.Duration
+	node     string // random: nonces of different nodes never collide on the shared channels
+
+	mu       sync.Mutex
+	renew    []context.CancelFunc // per partition: ends its current Receive, so listen subscribes again
+	watched  []time.Time          // per partition: when its current Receive began
+	state    BusState
+	downAt   time.Time // the last time something marked the bus down
+	seq      uint64
+	started  bool
+	reported bool // the down state has been logged
+}
+
+func (l *liveness) init(e *Engine) {
+	l.e = e
+	l.interval, l.timeout = e.cfg.ProbeInterval, e.cfg.ProbeTimeout
+	l.renew = make([]context.CancelFunc, e.cfg.Partitions)
+	l.watched = make([]time.Time, e.cfg.Partitions)
+	l.node = rand.Text()[:12]
+	l.state = BusState{Since: time.Now(), Err: errors.New("not started")}
+}
+
+// Bus reports the state of the bus as the liveness probe last saw it.
+func (e *Engine) Bus() BusState {
+	e.live.mu.Lock()
+	defer e.live.mu.Unlock()
+	return e.live.state
+}
+
+// watch records how to renew partition p's current subscription.
+func (l *liveness) watch(p int, renew context.CancelFunc) {
+	l.mu.Lock()
+	l.renew[p], l.watched[p] = renew, time.Now()
+	l.mu.Unlock()
+}
+
+// lost marks the bus down because partition p's subscription ended with err.
+func (l *liveness) lost(p int, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		err = errors.New("subscription ended")
+	}
+	l.down(time.Now(), 1, fmt.Errorf("partition %d: subscription lost: %w", p, err))
+}
+
+// confirmed marks the bus up after Start saw a probe on every partition, so a node is healthy as
+// soon as it serves rather than one probe round later.
+func (l *liveness) confirmed(since time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.up(since)
+}
+
+// run probes the bus every interval until ctx ends.
+func (l *liveness) run(ctx context.Context) {
+	tick := time.NewTicker(l.interval)
+	defer tick.Stop()
+	for {
+		l.round(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// round sends one probe on every partition and waits for them until the timeout.
+func (l *liveness) round(parent context.Context) {
+	e := l.e
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(parent, l.timeout)
+	defer cancel()
+	l.mu.Lock()
+	l.seq++
+	prefix := "live:" + l.node + ":" + strconv.FormatUint(l.seq, 36) + ":"
+	l.mu.Unlock()
+
+	n := e.cfg.Partitions
+	back := make([]chan struct{}, n)
+	cmds := make(rueidis.Commands, n)
+	for p := range n {
+		nonce := prefix + strconv.Itoa(p)
+		back[p] = make(chan struct{})
+		e.probes.Store(nonce, back[p])
+		defer e.probes.Delete(nonce)
+		cmds[p] = e.client.B().Eval().Script(probeScript).Numkeys(1).Key(e.channel(p)).Arg("\x00" + nonce).Build()
+	}
+	results := e.client.DoMulti(ctx, cmds...)
+	e.m.ObserveRedisCommand("EVAL", time.Since(began))
+
+	var failed []int
+	var firstErr error
+	refused := 0 // Redis answered with an error: the subscription is not the problem
+	for p, r := range results {
+		err := r.Error()
+		if err == nil {
+			select {
+			case <-back[p]:
+				continue
+			case <-ctx.Done():
+				err = fmt.Errorf("not back within %v", l.timeout)
+			}
+		}
+		if parent.Err() != nil {
+			return // the engine is closing: nothing was learnt
+		}
+		failed = append(failed, p)
+		if _, isRedis := rueidis.IsRedisErr(err); isRedis {
+			refused++
+		} else {
+			l.renewSubscription(p, began.Add(-l.timeout))
+		}
+		if firstErr == nil {
+			firstErr = fmt.Errorf("partition %d: probe: %w", p, err)
+		}
+	}
+	e.m.ObserveBusProbe(time.Since(began))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(failed) > 0 {
+		e.m.BusProbesFailed(len(failed))
+		l.down(time.Now(), len(failed), firstErr)
+		return
+	}
+	if began.After(l.downAt) { // nothing marked it down since this round began
+		l.up(began)
+	}
+}
+
+// renewSubscription ends partition p's Receive if it began before then; listen subscribes again and,
+// once the subscription is confirmed, catches up on what it missed. A Receive that began later may
+// simply not have been confirmed when the probe went out, and renewing it would only start over:
+// each renewal waits out listen's back-off, so renewing young subscriptions would keep the bus down.
+func (l *liveness) renewSubscription(p int, then time.Time) {
+	l.mu.Lock()
+	renew, began := l.renew[p], l.watched[p]
+	l.mu.Unlock()
+	if renew != nil && began.Before(then) {
+		renew()
+	}
+}
+
+// down records the bus as down. The caller holds l.mu.
+func (l *liveness) down(at time.Time, failed int, err error) {
+	l.downAt = at
+	if l.state.Up || !l.started {
+		l.state.Since = at
+	}
+	l.started = true
+	l.state.Up, l.state.Err, l.state.Failed = false, err, failed
+	l.e.m.SetRedisUp(false)
+	if !l.reported {
+		l.reported = true
+		l.e.log.Warn("redis bus down: health answers 503 until every partition carries a probe again",
+			"failed_partitions", failed, "err", err)
+	}
+}
+
+// up records the bus as up. The caller holds l.mu.
+func (l *liveness) up(at time.Time) {
+	if l.state.Up {
+		return
+	}
+	wasDown := l.started
+	downFor := time.Since(l.state.Since)
+	l.started = true
+	l.state = BusState{Up: true, Since: at}
+	l.reported = false
+	l.e.m.SetRedisUp(true)
+	if wasDown {
+		l.e.log.Info("redis bus up again", "down_for", downFor.Round(time.Millisecond))
+	}
+}
