@@ -26,7 +26,6 @@ const (
 	DefaultMaxTimeout      = 15 * time.Minute
 	DefaultDeliverTimeout  = 10 * time.Second
 	FunctionResponseEvent  = "function_response"
-	maxClientIDLength      = 256
 	invocationIDHeader     = "X-Invocation-Id"
 	invocationAttemptsHead = "X-Invocation-Attempts"
 )

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sseedge/sseedge/internal/clientid"
 	"github.com/sseedge/sseedge/internal/httpjson"
 	"github.com/sseedge/sseedge/invoker"
 	"github.com/sseedge/sseedge/metrics"
@@ -127,10 +128,11 @@ func (a *API) parseInvoke(rc *fasthttp.RequestCtx) (InvokeRequest, bool) {
 			fmt.Sprintf("field timeout: must be positive and at most %v", a.maxTO))
 		return in, false
 	}
-	if in.ClientID != "" && !validClientID(in.ClientID) {
-		httpjson.WriteError(rc, fasthttp.StatusBadRequest, "invalid_client_id",
-			fmt.Sprintf("field client_id: at most %d visible ASCII characters", maxClientIDLength))
-		return in, false
+	if in.ClientID != "" {
+		if err := clientid.Check(in.ClientID); err != nil { // an async result for it could not be delivered
+			httpjson.WriteError(rc, fasthttp.StatusBadRequest, "invalid_client_id", "field client_id: "+clientid.Rule)
+			return in, false
+		}
 	}
 	if in.Async && in.ClientID == "" {
 		httpjson.WriteError(rc, fasthttp.StatusBadRequest, "client_id_required",
@@ -138,19 +140,6 @@ func (a *API) parseInvoke(rc *fasthttp.RequestCtx) (InvokeRequest, bool) {
 		return in, false
 	}
 	return in, true
-}
-
-// validClientID keeps client IDs safe to put in a header and a log line.
-func validClientID(s string) bool {
-	if len(s) > maxClientIDLength {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // invokeAsync answers 202 and runs the invocation in the background, bounded by MaxAsync.

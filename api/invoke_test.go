@@ -66,6 +66,10 @@ func TestInvokeBadRequests(t *testing.T) {
 		{"/invoke/upper", `{"payload":1,"async":true}`, "client_id_required", 400},
 		{"/invoke/upper", `{"payload":1,"timeout":-1}`, "invalid_timeout", 400},
 		{"/invoke/upper", `{"payload":1,"client_id":"bad id"}`, "invalid_client_id", 400},
+		// IDs no stream can carry: before, a/b was accepted with 202 and its result only logged.
+		{"/invoke/upper", `{"payload":1,"client_id":"a/b","async":true}`, "invalid_client_id", 400},
+		{"/invoke/upper", `{"payload":1,"client_id":"50%off","async":true}`, "invalid_client_id", 400},
+		{"/invoke/upper", `{"payload":1,"client_id":"` + strings.Repeat("x", 129) + `","async":true}`, "invalid_client_id", 400},
 	}
 	for _, c := range cases {
 		st, _, b := e.do("POST", c.path, c.body)

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/clientid"
 	"github.com/sseedge/sseedge/internal/httpjson"
 	"github.com/sseedge/sseedge/metrics"
 )
@@ -140,7 +141,7 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 func (s *Server) handleClientEvent(ctx *fasthttp.RequestCtx) {
 	id := userValue(ctx, "clientId")
 	if !validClientID(id) {
-		s.fail(ctx, fasthttp.StatusBadRequest, "bad_client_id", "client ID must be 1-128 printable characters without '/'")
+		s.fail(ctx, fasthttp.StatusBadRequest, "bad_client_id", clientid.Rule)
 		return
 	}
 	s.publish(ctx, s.clients, id)

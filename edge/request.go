@@ -13,13 +13,13 @@ import (
 
 	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/clientid"
 	"github.com/sseedge/sseedge/internal/httpjson"
 	"github.com/sseedge/sseedge/metrics"
 )
 
 // Limits on what a stream request may carry.
 const (
-	maxClientIDLen   = 128
 	maxMetaFields    = 16
 	maxMetaValueSize = 256
 )
@@ -67,7 +67,7 @@ func (s *Server) parseStreamRequest(method, path, rawQuery string, header func(s
 		req.kind = kindClient
 		id := path[len("/sse/"):] // path is canonical: decoded once already
 		if !validClientID(id) {
-			return req, &apiError{fasthttp.StatusBadRequest, "bad_client_id", "client ID must be 1-128 printable characters without '/'"}
+			return req, &apiError{fasthttp.StatusBadRequest, "bad_client_id", clientid.Rule}
 		}
 		req.key = id
 		if req.meta, err = streamMeta(query, header("X-User-ID")); err != nil {
@@ -128,17 +128,7 @@ func (s *Server) countRejections(next fasthttp.RequestHandler) fasthttp.RequestH
 	}
 }
 
-func validClientID(id string) bool {
-	if id == "" || len(id) > maxClientIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if c := id[i]; c <= ' ' || c == 0x7f || c == '/' {
-			return false
-		}
-	}
-	return true
-}
+func validClientID(id string) bool { return clientid.Check(id) == nil }
 
 // streamMeta turns query parameters (but for the resume and auth ones) and X-User-ID into metadata.
 func streamMeta(query url.Values, userID string) (map[string]string, error) {
