@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"sort"
 	"strconv"
@@ -201,12 +202,13 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, hub *fanout.Hub, key string) 
 }
 
 // PublishToClient sends an event to a client's personal stream (and its history, for resume). Other
-// packages (the function invoker) deliver results through it.
-func (s *Server) PublishToClient(clientID, event string, data []byte) (string, error) {
-	if !validClientID(clientID) {
-		return "", errors.New("edge: bad client ID")
+// packages (the function invoker, MCP) deliver results through it; ctx bounds the engine's call and
+// carries the caller's trace, so an async result's publish joins the invocation's trace.
+func (s *Server) PublishToClient(ctx context.Context, clientID, event string, data []byte) (string, error) {
+	if err := clientid.Check(clientID); err != nil {
+		return "", fmt.Errorf("edge: %w", err)
 	}
-	id, _, err := s.clients.Publish(context.Background(), clientID, fanout.Event{Name: event, Data: data})
+	id, _, err := s.clients.Publish(ctx, clientID, fanout.Event{Name: event, Data: data})
 	if err == nil {
 		s.cfg.Metrics.EventPublished()
 		s.published.Add(1)

@@ -107,7 +107,7 @@ func (g *Gateway) forward(ctx context.Context, c *call) (reply []byte, ok bool) 
 	}
 	resp, others := pickResponse(res.ContentType, res.Body, c.msg.ID)
 	for _, m := range others { // notifications the function sent along in a streamed answer
-		if _, err := g.streams.PublishToClient(StreamKey(c.session.ID), "message", m); err != nil {
+		if _, err := g.streams.PublishToClient(ctx, StreamKey(c.session.ID), "message", m); err != nil {
 			log.Warn("publishing a function's message failed", "err", err)
 		}
 	}

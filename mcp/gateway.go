@@ -66,7 +66,7 @@ type Streams interface {
 	// HoldStream answers ctx with the event stream spec describes.
 	HoldStream(ctx *fasthttp.RequestCtx, spec edge.StreamSpec)
 	// PublishToClient sends an event to the stream held under key, wherever it is held.
-	PublishToClient(key, event string, data []byte) (string, error)
+	PublishToClient(ctx context.Context, key, event string, data []byte) (string, error)
 	// OriginAllowed reports whether requests from a browser origin are allowed.
 	OriginAllowed(origin string) bool
 	// EndClientStreams ends the streams held under key, wherever they are held.
@@ -359,7 +359,7 @@ func (g *Gateway) postSSE(rc *fasthttp.RequestCtx) {
 		if reply == nil {
 			return
 		}
-		if _, err := g.streams.PublishToClient(StreamKey(s.ID), "message", reply); err != nil {
+		if _, err := g.streams.PublishToClient(detached, StreamKey(s.ID), "message", reply); err != nil {
 			g.log.Warn("publishing a reply failed", "function", fn.Name, "session", s.ID, "err", err)
 		}
 	}()

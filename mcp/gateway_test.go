@@ -186,7 +186,7 @@ func TestListeningStream(t *testing.T) {
 	note := func(n int) []byte {
 		return fmt.Appendf(nil, `{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":%d}}`, n)
 	}
-	if _, err := h.srv.PublishToClient(mcp.StreamKey(sid), "message", note(1)); err != nil {
+	if _, err := h.srv.PublishToClient(t.Context(), mcp.StreamKey(sid), "message", note(1)); err != nil {
 		t.Fatal(err)
 	}
 	ev := s.next(t, "message")
@@ -195,7 +195,7 @@ func TestListeningStream(t *testing.T) {
 	}
 	s.resp.Body.Close()
 	testutil.WaitFor(t, "the stream to close", func() bool { return h.srv.Stats().ClientStreams == 0 })
-	if _, err := h.srv.PublishToClient(mcp.StreamKey(sid), "message", note(2)); err != nil {
+	if _, err := h.srv.PublishToClient(t.Context(), mcp.StreamKey(sid), "message", note(2)); err != nil {
 		t.Fatal(err)
 	}
 	if ev := get(ev.id).next(t, "message"); ev.data != string(note(2)) {

@@ -49,8 +49,8 @@ func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error
 	a, err := api.New(api.Config{
 		Store:   f.store,
 		Invoker: f.inv,
-		Deliver: func(_ context.Context, clientID, event string, data []byte) error {
-			_, err := srv.PublishToClient(clientID, event, data)
+		Deliver: func(ctx context.Context, clientID, event string, data []byte) error {
+			_, err := srv.PublishToClient(ctx, clientID, event, data)
 			return err
 		},
 		Logger:        log,
