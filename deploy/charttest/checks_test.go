@@ -497,14 +497,18 @@ func (c *checker) checkMonitoring(env map[string]envVar) {
 			if e.Path != "/metrics" {
 				c.fail("ServiceMonitor %s scrapes %q, not /metrics", m.Name, e.Path)
 			}
-			tok, hasToken := env["METRICS_TOKEN"]
+			// A secured edge (ADMIN_TOKEN and TOKEN_SECRET set) takes METRICS_TOKEN on /metrics, or the
+			// admin token when it has no METRICS_TOKEN.
+			key := "METRICS_TOKEN"
+			if tok := env[key]; tok.Secret == "" || (tok.Optional && !tok.Known && value(c.r.Values, "auth.existingSecretHasMetricsToken") != true) {
+				key = "ADMIN_TOKEN"
+			}
+			tok := env[key]
 			switch {
-			case hasToken && (e.Authorization == nil || e.Authorization.Credentials == nil):
-				c.fail("METRICS_TOKEN is set but ServiceMonitor %s sends no token", m.Name)
-			case hasToken && (e.Authorization.Credentials.Name != tok.Secret || e.Authorization.Credentials.Key != tok.Key):
-				c.fail("ServiceMonitor %s sends %s/%s, the edge checks %s/%s", m.Name, e.Authorization.Credentials.Name, e.Authorization.Credentials.Key, tok.Secret, tok.Key)
-			case !hasToken && e.Authorization != nil:
-				c.fail("ServiceMonitor %s sends a token the edge does not have", m.Name)
+			case e.Authorization == nil || e.Authorization.Credentials == nil:
+				c.fail("ServiceMonitor %s sends no token, and the secured edge answers 401 on /metrics", m.Name)
+			case e.Authorization.Credentials.Name != tok.Secret || e.Authorization.Credentials.Key != tok.Key:
+				c.fail("ServiceMonitor %s sends %s/%s, the edge checks %s (%s/%s)", m.Name, e.Authorization.Credentials.Name, e.Authorization.Credentials.Key, key, tok.Secret, tok.Key)
 			}
 		}
 	}

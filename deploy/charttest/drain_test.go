@@ -21,7 +21,8 @@ import (
 
 // TestBinaryDrains runs the edge binary with the environment the chart's Deployment gives it (the
 // rendered ConfigMap and Secret resolved, the pod name for NODE_ID) and checks what the chart assumes
-// of it: the readiness path answers 200, the liveness and startup port accepts, and on SIGTERM every
+// of it: the readiness path answers 200, the liveness and startup port accepts, /metrics takes the
+// METRICS_TOKEN the ServiceMonitor sends, and on SIGTERM every
 // stream is told to come back within the reconnect window the chart and the docs use, and the process
 // is gone within DRAIN_TIMEOUT, inside the grace period the kubelet allows after preStop.
 func TestBinaryDrains(t *testing.T) {
@@ -98,6 +99,26 @@ func TestBinaryDrains(t *testing.T) {
 		t.Fatalf("liveness and startup (tcpSocket): %v", err)
 	} else {
 		c.Close()
+	}
+
+	// The ServiceMonitor sends METRICS_TOKEN: the secured edge must take it, and refuse no token.
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{env["METRICS_TOKEN"], http.StatusOK}, {"", http.StatusUnauthorized}} {
+		req, _ := http.NewRequest("GET", base+"/metrics", nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET /metrics with token %t: %s, want %d", c.token != "", resp.Status, c.want)
+		}
 	}
 
 	// Streams through the secret the chart generated.

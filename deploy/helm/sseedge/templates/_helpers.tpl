@@ -44,9 +44,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (include "sseedge.fullname" .) .Values.auth.existingSecret }}
 {{- end }}
 
-{{/* Whether GET /metrics needs METRICS_TOKEN. */}}
-{{- define "sseedge.metricsToken" -}}
-{{- if or .Values.auth.metricsToken (and .Values.auth.existingSecret .Values.auth.existingSecretHasMetricsToken) }}true{{ end }}
+{{/*
+The Secret key Prometheus sends on GET /metrics. The edge always runs with ADMIN_TOKEN and TOKEN_SECRET,
+and then /metrics takes METRICS_TOKEN, or the admin token when there is none: the chart's Secret always
+has METRICS_TOKEN; an existing Secret without it leaves only ADMIN_TOKEN.
+*/}}
+{{- define "sseedge.metricsTokenKey" -}}
+{{- if and .Values.auth.existingSecret (not .Values.auth.existingSecretHasMetricsToken) }}ADMIN_TOKEN{{ else }}METRICS_TOKEN{{ end }}
 {{- end }}
 
 {{/*
