@@ -28,16 +28,6 @@ const (
 	measuredBytesPerStream = 9216
 )
 
-// introducedByIssue16 are the Redis settings issue 16 (URLs, TLS, ACL users, Sentinel) adds to the
-// binary while this chart is written. The chart sets them only when their values are set. While `edge
-// -h` does not list one yet, the env check names it as pending instead of failing; once the flag is in
-// the binary it is checked like every other.
-var introducedByIssue16 = map[string]bool{
-	"REDIS_USERNAME": true, "REDIS_TLS_CA_FILE": true, "REDIS_TLS_CERT_FILE": true, "REDIS_TLS_KEY_FILE": true,
-	"REDIS_TLS_SERVER_NAME": true, "REDIS_TLS_INSECURE": true,
-	"REDIS_SENTINEL_ADDR": true, "REDIS_SENTINEL_MASTER": true, "REDIS_SENTINEL_PASSWORD": true,
-}
-
 // envVar is one variable the edge container gets, and where it comes from.
 type envVar struct {
 	Value    string // literal, or resolved from the rendered ConfigMap or Secret
@@ -173,8 +163,6 @@ func (c *checker) checkEnv(env map[string]envVar) {
 			if !bytes.Contains(edgeBytes, []byte(name)) {
 				c.fail("%s is not a variable the edge binary reads (not a flag, not in the binary's OTel SDK)", name)
 			}
-		case introducedByIssue16[name]:
-			c.note("%s is not in edge -h yet: introduced by issue 16", name)
 		default:
 			c.fail("%s is not a setting of the edge binary (edge -h lists no flag %s)", name, strings.ToLower(strings.ReplaceAll(name, "_", "-")))
 		}

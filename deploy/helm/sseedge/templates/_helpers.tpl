@@ -87,7 +87,8 @@ Checks that fail the render with a message instead of a cluster that misbehaves.
 {{- fail "redis.tls.certKey and keyKey name keys of redis.tls.existingSecret: set it" }}
 {{- end }}
 {{- range $k, $v := .Values.config }}
-{{- if or (has $k (list "PORT" "HOST" "NODE_ID" "DRAIN_TIMEOUT" "ADMIN_TOKEN" "TOKEN_SECRET" "METRICS_TOKEN")) (hasPrefix "REDIS_" $k) }}
+{{- $own := list "PORT" "HOST" "NODE_ID" "DRAIN_TIMEOUT" "ADMIN_TOKEN" "TOKEN_SECRET" "METRICS_TOKEN" "REDIS_ADDR" "REDIS_PASSWORD" "REDIS_USERNAME" }}
+{{- if or (has $k $own) (hasPrefix "REDIS_TLS_" $k) (hasPrefix "REDIS_SENTINEL_" $k) }}
 {{- fail (printf "config.%s is set by the chart: use the chart's own value for it (docs/kubernetes.md)" $k) }}
 {{- end }}
 {{- if not (regexMatch "^[A-Z][A-Z0-9_]*$" $k) }}
