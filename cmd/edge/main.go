@@ -51,6 +51,7 @@ type config struct {
 	TokenSecret       string
 	MetricsToken      string
 	MaxStreamsPerIP   int
+	MaxAPIConnsPerIP  int
 	FunctionAllow     string
 	RedisAddr         string
 	RedisPassword     string
@@ -108,6 +109,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HealthInterval, "health-interval", 10*time.Second, "period of function health checks")
 	fs.DurationVar(&c.MCPSessionLease, "mcp-session-lease", mcp.DefaultSessionLease, "with Redis: how long an HTTP+SSE MCP session outlives a node that dies holding its stream (renewed every third of it)")
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 1000, "streams one source address may hold (0: no bound; set 0 behind a load balancer)")
+	fs.IntVar(&c.MaxAPIConnsPerIP, "max-api-conns-per-ip", 256, "API connections one source address may hold open, each a goroutine while idle (0: no bound; set 0 behind a load balancer or ingress)")
 }
 
 func main() {
@@ -192,6 +194,7 @@ func run(ctx context.Context, args []string) error {
 		MetricsAuth:       auth.NewAdminAuth(cfg.MetricsToken),
 		StreamAuth:        auth.NewStreamAuth([]byte(cfg.TokenSecret)),
 		MaxStreamsPerIP:   cfg.MaxStreamsPerIP,
+		MaxAPIConnsPerIP:  apiConnBound(cfg.MaxAPIConnsPerIP),
 		HealthExtra:       mergeHealth(fns.health, st.health),
 		TopicEngine:       st.topics,
 		ClientEngine:      st.clients,
@@ -297,4 +300,12 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// apiConnBound maps the flag's 0 (no bound, as for streams) to edge.Config's negative.
+func apiConnBound(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
