@@ -145,7 +145,7 @@ func TestProbeRefusedWrites(t *testing.T) {
 	if _, err := redistest.Do(r.Addr(), "CONFIG", "SET", "min-replicas-to-write", "1"); err != nil {
 		t.Fatal(err)
 	}
-	waitBus(t, n, false, testProbeInterval+testProbeTimeout+time.Second)
+	down := waitBus(t, n, false, testProbeInterval+testProbeTimeout+time.Second)
 	if st := n.eng.Bus(); st.Err == nil || !strings.Contains(st.Err.Error(), "NOREPLICAS") {
 		t.Fatalf("down state %+v; want Redis's NOREPLICAS", st)
 	}
@@ -155,5 +155,6 @@ func TestProbeRefusedWrites(t *testing.T) {
 	if _, err := redistest.Do(r.Addr(), "CONFIG", "SET", "min-replicas-to-write", "0"); err != nil {
 		t.Fatal(err)
 	}
-	waitBus(t, n, true, 5*time.Second)
+	up := waitBus(t, n, true, 5*time.Second)
+	t.Logf("refused writes: bus down after %v, up %v after writes were taken again", down, up)
 }
