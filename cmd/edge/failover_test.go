@@ -456,3 +456,46 @@ func runToExit(t *testing.T, env ...string) (int, string) {
 	}
 	return code, logs.String()
 }
+
+// TestRedisUpFollowsTheClient is issue 18's item 9 (Redis part): sseedge_redis_up moves without
+// anyone calling /admin/health, and health is red while Redis answers PING but refuses writes.
+func TestRedisUpFollowsTheClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Redis and an edge process")
+	}
+	r := redistest.StartSingle(t)
+	n := startNode(t, "writes", "REDIS_ADDR="+r.Addr(), "REDIS_PROBE_INTERVAL=200ms", "REDIS_PROBE_TIMEOUT=1s")
+	up := func() float64 { return value(scrape(t, n.url), "sseedge_redis_up") }
+	waitUp := func(want float64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for up() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("sseedge_redis_up still %v; want %v", up(), want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitUp(1)
+	if _, err := redistest.Do(r.Addr(), "CONFIG", "SET", "min-replicas-to-write", "1"); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(0) // no health call so far
+	if reply, err := redistest.Do(r.Addr(), "PING"); err != nil || reply != "PONG" {
+		t.Fatalf("PING = %q, %v: the point is that Redis still answers", reply, err)
+	}
+	code, h := request(t, "GET", n.url+"/admin/health", "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(h["redis"]), "NOREPLICAS") {
+		t.Fatalf("health while Redis refuses writes: %d %v; want 503 naming NOREPLICAS", code, h)
+	}
+	if code, out := request(t, "POST", n.url+"/publish/w", `{"data":"x"}`); code == http.StatusOK {
+		t.Fatalf("publish accepted while Redis refuses writes: %v", out)
+	}
+	if _, err := redistest.Do(r.Addr(), "CONFIG", "SET", "min-replicas-to-write", "0"); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(1)
+	if code, h := request(t, "GET", n.url+"/admin/health", ""); code != http.StatusOK {
+		t.Fatalf("health after writes are taken again: %d %v", code, h)
+	}
+}
