@@ -162,7 +162,9 @@ func (h *Hub) PublishLocal(key string, ev Event) (id string, delivered int, err 
 	if id == "" {
 		id = h.idPrefix + strconv.FormatUint(h.seq.Add(1), 10)
 	}
-	f := &Frame{ID: id, Bytes: AppendFrame(nil, id, ev.Name, ev.Data), At: time.Now()}
+	// Sized exactly: a frame kept in history holds its whole allocation, which append's growth leaves up
+	// to twice the frame (a 130-byte frame took 256).
+	f := &Frame{ID: id, Bytes: AppendFrame(make([]byte, 0, FrameLen(id, ev.Name, ev.Data)), id, ev.Name, ev.Data), At: time.Now()}
 	s := h.shardOf(key)
 	s.mu.Lock()
 	over := false
