@@ -23,7 +23,7 @@ const (
 	// these figures, which docs/kubernetes.md uses.
 	minReconnectDelay = 3 * time.Second
 	maxReconnectDelay = 13 * time.Second
-	// Memory per idle stream: up to 4.2 KiB of process RSS (README, Performance) plus about 4.8 KiB of
+	// Memory per idle stream: up to 4.2 KiB of process RSS (docs/performance.md) plus about 4.8 KiB of
 	// kernel socket memory.
 	measuredBytesPerStream = 9216
 )
