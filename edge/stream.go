@@ -3,8 +3,8 @@ package edge
 import (
 	"errors"
 	"sync"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cloudwego/netpoll"
