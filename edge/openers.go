@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 
 	"github.com/valyala/fasthttp"
@@ -12,6 +13,7 @@ type StreamRequest struct {
 	Path     string // as sent, still percent-encoded
 	RawQuery string
 	Header   func(name string) string
+	Remote   netip.Addr // the peer's address (MCP bounds the sessions of one source)
 }
 
 // StreamSpec says how to hold a stream another package opens: the client-stream key it is held under

@@ -409,7 +409,7 @@ func (s *Server) openForOpener(conn netpoll.Connection, open StreamOpener, head 
 		s.rejectRaw(conn, origin, &apiError{fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed"})
 		return
 	}
-	spec, refusal := open(context.Background(), StreamRequest{Path: head.path, RawQuery: head.rawQuery, Header: head.get})
+	spec, refusal := open(context.Background(), StreamRequest{Path: head.path, RawQuery: head.rawQuery, Header: head.get, Remote: remoteIP(conn)})
 	if refusal != nil {
 		s.cfg.Metrics.RequestRejected(rejectReason(refusal.Status))
 		s.writeRaw(conn, origin, refusal.Status, refusal.ContentType, refusal.Body)

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -42,8 +43,9 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxPending  = 1024
-	DefaultMaxSessions = 100_000
+	DefaultMaxPending           = 1024
+	DefaultMaxSessions          = 100_000
+	DefaultMaxSessionsPerSource = 1000
 )
 
 // Header names of the MCP transports and of the calls to functions.
@@ -81,6 +83,13 @@ type Config struct {
 	// Sessions defaults to a MemorySessionStore of DefaultMaxSessions; give every node the same shared
 	// store to let any node serve any request.
 	Sessions SessionStore
+	// MaxSessionsPerSource bounds the sessions of one source address (an IPv6 /64) in the default
+	// store: default DefaultMaxSessionsPerSource, negative for no bound (behind a load balancer every
+	// session comes from its address). New also has a *MemorySessionStore given in Sessions report its
+	// evictions here, unless it has an OnEvict of its own.
+	MaxSessionsPerSource int
+	// Metrics counts evicted sessions; nil counts nothing.
+	Metrics *metrics.Metrics
 	// MaxPending bounds HTTP+SSE messages being forwarded in the background; over it a POST gets 503.
 	// Default 1024.
 	MaxPending int
@@ -98,6 +107,7 @@ type Gateway struct {
 	sessions SessionStore
 	log      *slog.Logger
 	prop     propagation.TextMapPropagator
+	metrics  *metrics.Metrics
 
 	pending *bounded.Group
 	leases  *leases // nil unless the session store is a SessionRenewer
@@ -114,7 +124,14 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, errors.New("mcp: Config.Streams is required")
 	}
 	if cfg.Sessions == nil {
-		cfg.Sessions = &MemorySessionStore{Max: DefaultMaxSessions}
+		per := cfg.MaxSessionsPerSource
+		switch {
+		case per == 0:
+			per = DefaultMaxSessionsPerSource
+		case per < 0:
+			per = 0
+		}
+		cfg.Sessions = &MemorySessionStore{Max: DefaultMaxSessions, MaxPerSource: per}
 	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = DefaultMaxPending
@@ -127,13 +144,26 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{
 		fns: cfg.Functions, inv: cfg.Invoker, streams: cfg.Streams, sessions: cfg.Sessions,
-		log: cfg.Logger.With("component", "mcp"), prop: cfg.Propagator,
+		log: cfg.Logger.With("component", "mcp"), prop: cfg.Propagator, metrics: cfg.Metrics,
 		pending: bounded.New(cfg.MaxPending),
+	}
+	if m, ok := cfg.Sessions.(*MemorySessionStore); ok && m.OnEvict == nil {
+		m.OnEvict = g.evicted
 	}
 	if r, ok := cfg.Sessions.(SessionRenewer); ok && r.Lease() > 0 {
 		g.leases = newLeases(r, g.log)
 	}
 	return g, nil
+}
+
+// evicted ends the stream of a session the store evicted to make room, so its client reconnects at once
+// instead of holding a stream nobody can reach (its POSTs would get 404), and counts it.
+func (g *Gateway) evicted(ctx context.Context, s Session, r metrics.SessionEviction) {
+	g.metrics.MCPSessionEvicted(r)
+	g.log.Debug("session evicted to make room", "session", s.ID, "source", s.Source, "reason", r.String())
+	if err := g.streams.EndClientStreams(ctx, StreamKey(s.ID)); err != nil {
+		g.log.Warn("ending an evicted session's stream failed", "session", s.ID, "err", err)
+	}
 }
 
 // Register mounts the MCP routes on r. They are public: authorization is the function's business
@@ -276,7 +306,7 @@ func (g *Gateway) openSSE(rc *fasthttp.RequestCtx) { g.holdStream(rc) }
 func (g *Gateway) holdStream(rc *fasthttp.RequestCtx) {
 	rc.Response.Header.Set("Access-Control-Expose-Headers", HeaderSessionID)
 	header := func(name string) string { return string(rc.Request.Header.Peek(name)) }
-	spec, refusal := g.OpenStream(context.Background(), edge.StreamRequest{Path: string(rc.Path()), Header: header})
+	spec, refusal := g.OpenStream(context.Background(), edge.StreamRequest{Path: string(rc.Path()), Header: header, Remote: remoteAddr(rc)})
 	if refusal != nil {
 		answer(rc, refusal)
 		return
@@ -301,7 +331,7 @@ func (g *Gateway) OpenStream(ctx context.Context, r edge.StreamRequest) (edge.St
 		return edge.StreamSpec{}, refusal
 	}
 	if legacy {
-		s := Session{ID: NewSessionID(), Function: fn.Name, Transport: TransportSSE, CreatedAt: time.Now().UTC()}
+		s := Session{ID: NewSessionID(), Function: fn.Name, Transport: TransportSSE, CreatedAt: time.Now().UTC(), Source: SourceOf(r.Remote)}
 		if err := g.sessions.Create(ctx, s); err != nil {
 			g.log.Warn("creating session failed", "function", fn.Name, "err", err)
 			return edge.StreamSpec{}, refuse(fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
@@ -426,7 +456,7 @@ func (g *Gateway) initialize(ctx context.Context, rc *fasthttp.RequestCtx, fn re
 	if version == "" && validVersion(params.ProtocolVersion) {
 		version = params.ProtocolVersion
 	}
-	s := Session{ID: NewSessionID(), Function: fn.Name, Transport: TransportStreamable, CreatedAt: time.Now().UTC()}
+	s := Session{ID: NewSessionID(), Function: fn.Name, Transport: TransportStreamable, CreatedAt: time.Now().UTC(), Source: SourceOf(remoteAddr(rc))}
 	reply, ok := g.forward(ctx, g.newCall(rc, fn, s, msg, version))
 	if ok {
 		var res struct {
@@ -505,4 +535,10 @@ func validVersion(v string) bool {
 	}
 	_, err := time.Parse(time.DateOnly, v)
 	return err == nil
+}
+
+// remoteAddr is the peer's address of rc.
+func remoteAddr(rc *fasthttp.RequestCtx) netip.Addr {
+	ip, _ := netip.AddrFromSlice(rc.RemoteIP())
+	return ip.Unmap()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/sseedge/sseedge/invoker"
 	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/mcp/mcpfunc"
+	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/registry"
 )
 
@@ -133,13 +134,18 @@ type harness struct {
 
 type options struct {
 	heartbeat time.Duration
-	origins   []string // CORS_ORIGINS; nil allows all
+	origins   []string                // CORS_ORIGINS; nil allows all
+	sessions  *mcp.MemorySessionStore // nil: an unbounded one
+	metrics   *metrics.Metrics
 }
 
 func start(t *testing.T, o options) *harness {
 	t.Helper()
 	leakCheck(t)
 	h := &harness{fns: startFunctions(t), store: &registry.MemoryStore{}, sessions: &mcp.MemorySessionStore{}}
+	if o.sessions != nil {
+		h.sessions = o.sessions
+	}
 	h.register(t, registry.Function{Name: "upper", Endpoint: h.fns.URL + "/mcp", MCP: true, Idempotent: true})
 	h.register(t, registry.Function{Name: "plain", Endpoint: h.fns.URL + "/mcp"})
 	for _, mode := range []string{"500", "503", "202", "hang"} {
@@ -162,7 +168,7 @@ func start(t *testing.T, o options) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := mcp.New(mcp.Config{Functions: h.store, Invoker: inv, Streams: srv, Sessions: h.sessions, Logger: quiet()})
+	gw, err := mcp.New(mcp.Config{Functions: h.store, Invoker: inv, Streams: srv, Sessions: h.sessions, Logger: quiet(), Metrics: o.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/sseedge/sseedge/metrics"
 )
 
 func TestMemorySessionStore(t *testing.T) {
@@ -145,4 +148,71 @@ func FuzzParseMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestMemorySessionStoreEvictionOrder: sessions that never made a second request go first, then the
+// least recently used; a source at its bound loses its own; OnEvict hears of each.
+func TestMemorySessionStoreEvictionOrder(t *testing.T) {
+	ctx := context.Background()
+	var got []string
+	m := &MemorySessionStore{Max: 4, MaxPerSource: 2, OnEvict: func(_ context.Context, s Session, r metrics.SessionEviction) {
+		got = append(got, s.ID+":"+r.String())
+	}}
+	create := func(id, src string) {
+		t.Helper()
+		if err := m.Create(ctx, Session{ID: id, Source: src}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(id string) {
+		t.Helper()
+		if _, err := m.Get(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create("a1", "a")
+	create("a2", "a")
+	get("a1")
+	create("a3", "a") // a's bound: a2 never made a second request, a1 did
+	create("b1", "b")
+	create("c1", "")
+	get("b1")
+	get("a1")         // used order now b1, a1 (a3 and c1 idle)
+	create("d1", "d") // the store's bound: the oldest idle, a3
+	create("d2", "d") // then c1
+	get("d1")
+	get("d2")
+	create("e1", "e") // no idle left: the least recently used, b1
+	want := []string{"a2:address_limit", "a3:store_full", "c1:store_full", "b1:store_full"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("evicted %v; want %v", got, want)
+	}
+	for _, id := range []string{"a1", "d1", "d2", "e1"} {
+		get(id)
+	}
+	for _, id := range []string{"a1", "d1", "d2", "e1"} {
+		if err := m.Delete(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.Len() != 0 || len(m.bySource) != 0 || m.all.len() != 0 {
+		t.Fatalf("after deleting everything: %d sessions, %d sources, %d listed", m.Len(), len(m.bySource), m.all.len())
+	}
+}
+
+func TestSourceOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":      "2001:db8:1:3::/64",
+	} {
+		if got := SourceOf(netip.MustParseAddr(in)); got != want {
+			t.Errorf("SourceOf(%s) = %q; want %q", in, got, want)
+		}
+	}
+	if got := SourceOf(netip.Addr{}); got != "" {
+		t.Errorf("SourceOf(invalid) = %q", got)
+	}
 }

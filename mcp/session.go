@@ -7,8 +7,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/sseedge/sseedge/metrics"
 )
 
 // Transport names the MCP HTTP transport a session was opened with. It is sent to the function as
@@ -38,6 +41,9 @@ type Session struct {
 	// initialize result), else empty.
 	ProtocolVersion string    `json:"protocol_version,omitempty"`
 	CreatedAt       time.Time `json:"created_at"`
+	// Source is where the session came from (SourceOf the client's address): the memory store bounds
+	// the sessions of one source.
+	Source string `json:"source,omitempty"`
 }
 
 // ErrSessionNotFound is wrapped by SessionStore errors about a session that does not exist (never
@@ -84,54 +90,160 @@ func NewSessionID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// MemorySessionStore is the single-node SessionStore. Sessions have no TTL; when Max is positive, creating
-// a session beyond Max evicts the oldest one (its client gets 404 and starts again), so a node cannot
-// be filled with sessions nobody ends (legacy SSE sessions are never deleted explicitly). The zero
-// value is ready to use and unbounded.
+// MemorySessionStore is the single-node SessionStore. Sessions have no TTL: they last until deleted or
+// evicted, since an unauthenticated client can create them (initialize, GET /mcp/{fn}/sse) and nothing
+// ends the legacy SSE sessions explicitly. Two bounds keep a flood from pushing out real sessions:
+//
+//   - MaxPerSource: creating a session beyond it for one source (Session.Source, an address) evicts one
+//     of that source's own sessions, so one source cannot fill the store;
+//   - Max: creating a session beyond it evicts one across the store.
+//
+// Either way the victim is the oldest session that never made a second request (a flood's sessions
+// never need one), and only when there is none the least recently used session. The evicted session's
+// client gets 404 and starts again; OnEvict hears of it. The zero value is ready to use and unbounded.
 type MemorySessionStore struct {
-	Max int
+	Max          int
+	MaxPerSource int // 0: no bound per source; sessions without a Source are bounded by Max only
+	// OnEvict, when set, is called for each session evicted to make room, after the store's lock is let
+	// go and with the creating request's context (the gateway ends the session's stream and counts it).
+	OnEvict func(ctx context.Context, s Session, r metrics.SessionEviction)
 
-	mu    sync.Mutex
-	byID  map[string]*list.Element // of Session
-	order list.List                // oldest first
+	mu       sync.Mutex
+	byID     map[string]*memSession
+	all      sessionLists
+	bySource map[string]*sessionLists
+}
+
+// sessionLists orders sessions for eviction: idle (no request since the one that created them) by
+// creation, used ones least recently used first.
+type sessionLists struct{ idle, used list.List }
+
+func (l *sessionLists) len() int { return l.idle.Len() + l.used.Len() }
+
+// victim is the session to evict first.
+func (l *sessionLists) victim() *memSession {
+	if e := l.idle.Front(); e != nil {
+		return e.Value.(*memSession)
+	}
+	return l.used.Front().Value.(*memSession)
+}
+
+// memSession is a stored session and its places in the store's lists and in its source's.
+type memSession struct {
+	s         Session
+	used      bool
+	all, mine *list.Element // mine is nil without a source
 }
 
 var _ SessionStore = (*MemorySessionStore)(nil)
 
-// Create stores s, evicting the oldest session if the store is full.
+// evicted is a session taken out to make room, reported to OnEvict once the lock is let go.
+type evicted struct {
+	s Session
+	r metrics.SessionEviction
+}
+
+// Create stores s, first evicting to make room for it if its source or the store is full.
 func (m *MemorySessionStore) Create(ctx context.Context, s Session) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("mcp: create session: %w", err)
 	}
+	out, err := m.create(s)
+	if m.OnEvict != nil {
+		for _, e := range out {
+			m.OnEvict(ctx, e.s, e.r)
+		}
+	}
+	return err
+}
+
+func (m *MemorySessionStore) create(s Session) ([]evicted, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.byID == nil {
-		m.byID = make(map[string]*list.Element)
+		m.byID = make(map[string]*memSession)
+		m.bySource = make(map[string]*sessionLists)
 	}
 	if _, ok := m.byID[s.ID]; ok {
-		return fmt.Errorf("mcp: create session %s: %w", s.ID, ErrSessionExists)
+		return nil, fmt.Errorf("mcp: create session %s: %w", s.ID, ErrSessionExists)
 	}
-	for m.Max > 0 && m.order.Len() >= m.Max {
-		oldest := m.order.Front()
-		delete(m.byID, oldest.Value.(Session).ID)
-		m.order.Remove(oldest)
+	var out []evicted
+	if mine := m.bySource[s.Source]; mine != nil && m.MaxPerSource > 0 {
+		for mine.len() >= m.MaxPerSource {
+			v := mine.victim()
+			m.remove(v)
+			out = append(out, evicted{v.s, metrics.EvictAddressLimit})
+		}
 	}
-	m.byID[s.ID] = m.order.PushBack(s)
-	return nil
+	for m.Max > 0 && len(m.byID) >= m.Max {
+		v := m.all.victim()
+		m.remove(v)
+		out = append(out, evicted{v.s, metrics.EvictStoreFull})
+	}
+	ms := &memSession{s: s}
+	ms.all = m.all.idle.PushBack(ms)
+	if s.Source != "" {
+		mine := m.bySource[s.Source]
+		if mine == nil {
+			mine = &sessionLists{}
+			m.bySource[s.Source] = mine
+		}
+		ms.mine = mine.idle.PushBack(ms)
+	}
+	m.byID[s.ID] = ms
+	return out, nil
 }
 
-// Get returns the session called id.
+// remove takes ms out of the store; m.mu is held.
+func (m *MemorySessionStore) remove(ms *memSession) {
+	delete(m.byID, ms.s.ID)
+	if ms.used {
+		m.all.used.Remove(ms.all)
+	} else {
+		m.all.idle.Remove(ms.all)
+	}
+	if ms.mine == nil {
+		return
+	}
+	mine := m.bySource[ms.s.Source]
+	if ms.used {
+		mine.used.Remove(ms.mine)
+	} else {
+		mine.idle.Remove(ms.mine)
+	}
+	if mine.len() == 0 {
+		delete(m.bySource, ms.s.Source)
+	}
+}
+
+// Get returns the session called id. Every message of a session gets it, so this is where a session
+// is seen to be used: it moves to the back of the eviction order.
 func (m *MemorySessionStore) Get(ctx context.Context, id string) (Session, error) {
 	if err := ctx.Err(); err != nil {
 		return Session{}, fmt.Errorf("mcp: get session: %w", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.byID[id]
+	ms, ok := m.byID[id]
 	if !ok {
 		return Session{}, fmt.Errorf("mcp: get session %s: %w", id, ErrSessionNotFound)
 	}
-	return e.Value.(Session), nil
+	mine := m.bySource[ms.s.Source]
+	if ms.used {
+		m.all.used.MoveToBack(ms.all)
+		if ms.mine != nil {
+			mine.used.MoveToBack(ms.mine)
+		}
+	} else {
+		ms.used = true
+		m.all.idle.Remove(ms.all)
+		ms.all = m.all.used.PushBack(ms)
+		if ms.mine != nil {
+			mine.idle.Remove(ms.mine)
+			ms.mine = mine.used.PushBack(ms)
+		}
+	}
+	return ms.s, nil
 }
 
 // Delete removes the session called id.
@@ -141,12 +253,11 @@ func (m *MemorySessionStore) Delete(ctx context.Context, id string) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	e, ok := m.byID[id]
+	ms, ok := m.byID[id]
 	if !ok {
 		return fmt.Errorf("mcp: delete session %s: %w", id, ErrSessionNotFound)
 	}
-	delete(m.byID, id)
-	m.order.Remove(e)
+	m.remove(ms)
 	return nil
 }
 
@@ -154,5 +265,20 @@ func (m *MemorySessionStore) Delete(ctx context.Context, id string) error {
 func (m *MemorySessionStore) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.order.Len()
+	return len(m.byID)
+}
+
+// SourceOf names the source of a client address for per-source bounds: an IPv4 address itself, an IPv6
+// address by its /64, since one host or home is routinely handed a whole /64 and could otherwise
+// count as billions of sources. An invalid address is the empty source, which has no bound of its own.
+func SourceOf(ip netip.Addr) string {
+	ip = ip.Unmap()
+	switch {
+	case !ip.IsValid():
+		return ""
+	case ip.Is4():
+		return ip.String()
+	}
+	p, _ := ip.Prefix(64) // never fails for a valid IPv6 address
+	return p.String()
 }

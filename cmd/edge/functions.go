@@ -22,6 +22,7 @@ type functions struct {
 	policy *netguard.Policy
 	// sessions keeps MCP sessions where every node can read them (Redis), or nil for the gateway's own.
 	sessions mcp.SessionStore
+	metrics  *metrics.Metrics
 	api      *api.API
 	stop     context.CancelFunc
 	once     sync.Once
@@ -40,6 +41,7 @@ func newFunctions(cfg *config, log *slog.Logger, m *metrics.Metrics, store regis
 		inv:      invoker.New(invoker.Config{DialTimeout: policy.DialTimeout, Metrics: m}),
 		policy:   policy,
 		sessions: sessions,
+		metrics:  m,
 	}, nil
 }
 
@@ -64,7 +66,12 @@ func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error
 	f.api = a
 	// MCP: functions registered with "mcp": true are MCP servers at /mcp/{name} (Streamable HTTP) and
 	// /mcp/{name}/sse (HTTP+SSE). Replies in flight are published before the streams are told to go.
-	gw, err := mcp.New(mcp.Config{Functions: f.store, Invoker: f.inv, Streams: srv, Sessions: f.sessions, Logger: log})
+	perSource := cfg.MCPSessionsPerIP
+	if perSource == 0 {
+		perSource = -1 // no bound
+	}
+	gw, err := mcp.New(mcp.Config{Functions: f.store, Invoker: f.inv, Streams: srv, Sessions: f.sessions, Logger: log,
+		MaxSessionsPerSource: perSource, Metrics: f.metrics})
 	if err != nil {
 		return err
 	}

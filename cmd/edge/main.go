@@ -68,6 +68,7 @@ type config struct {
 	RedisProbeTimeout time.Duration
 	HealthInterval    time.Duration
 	MCPSessionLease   time.Duration
+	MCPSessionsPerIP  int
 }
 
 // secured reports whether both secrets are set: only then does the node listen beyond loopback by default.
@@ -107,6 +108,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RedisProbeTimeout, "redis-probe-timeout", redisengine.DefaultProbeTimeout, "a probe not back within this marks the bus down (health 503) and renews its subscription")
 	fs.StringVar(&c.FunctionAllow, "function-allow", "", "hosts or CIDRs function endpoints may reach beyond the public internet (loopback is allowed while no secrets are set)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 10*time.Second, "period of function health checks")
+	fs.IntVar(&c.MCPSessionsPerIP, "mcp-max-sessions-per-ip", mcp.DefaultMaxSessionsPerSource, "in-memory MCP sessions one source address (an IPv6 /64) may hold; past it its own oldest unused session is evicted (0: no bound; set 0 behind a load balancer)")
 	fs.DurationVar(&c.MCPSessionLease, "mcp-session-lease", mcp.DefaultSessionLease, "with Redis: how long an HTTP+SSE MCP session outlives a node that dies holding its stream (renewed every third of it)")
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 1000, "streams one source address may hold (0: no bound; set 0 behind a load balancer)")
 	fs.IntVar(&c.MaxAPIConnsPerIP, "max-api-conns-per-ip", 256, "API connections one source address may hold open, each a goroutine while idle (0: no bound; set 0 behind a load balancer or ingress)")
