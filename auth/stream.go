@@ -102,6 +102,7 @@ func WithClock(now func() time.Time) StreamOption {
 type StreamAuth struct {
 	secret []byte
 	parser *jwt.Parser
+	leeway time.Duration
 }
 
 // NewStreamAuth returns a StreamAuth for secret (TOKEN_SECRET). An empty secret turns stream auth off.
@@ -115,6 +116,7 @@ func NewStreamAuth(secret []byte, opts ...StreamOption) *StreamAuth {
 	}
 	return &StreamAuth{
 		secret: bytes.Clone(secret),
+		leeway: cfg.leeway,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
@@ -157,6 +159,16 @@ func (s *StreamAuth) AuthorizeTopic(token, topic string) (*Claims, error) {
 		return nil, ErrTopicDenied.with(fmt.Errorf("topic %q", topic))
 	}
 	return c, nil
+}
+
+// Deadline is the last instant claims c (as returned by AuthorizeClient or AuthorizeTopic) are accepted:
+// exp plus the leeway. A held stream ends then, as a new connection with the same token is refused
+// from then on. It is the zero time for nil claims (auth off: no deadline).
+func (s *StreamAuth) Deadline(c *Claims) time.Time {
+	if s == nil || c == nil || c.ExpiresAt == nil {
+		return time.Time{}
+	}
+	return c.ExpiresAt.Add(s.leeway)
 }
 
 // verify parses token and checks its signature, algorithm and time claims.

@@ -29,6 +29,7 @@ import (
 func (s *Server) routes() {
 	r := s.router
 	r.GET("/sse/{clientId}", s.hijackStream)
+	r.POST("/sse/{clientId}/token", s.handleTokenRefresh)
 	r.GET("/subscribe/{topic:*}", s.hijackStream)
 	r.POST("/publish/{topic:*}", s.handlePublish)
 	r.POST("/clients/{clientId}/events", s.handleClientEvent)
@@ -302,7 +303,7 @@ func (s *Server) handleConnections(ctx *fasthttp.RequestCtx) {
 			next = rows[len(rows)-1].ID
 			break
 		}
-		opened := time.Unix(0, st.opened)
+		opened := time.Unix(int64(st.opened), 0)
 		row := connectionInfo{ID: st.id, Kind: st.kind.String(), Metadata: st.meta, RemoteAddr: st.conn.RemoteAddr().String(),
 			OpenedAt: opened.UTC().Format(time.RFC3339), AgeSeconds: now.Sub(opened).Seconds()}
 		if st.kind == kindTopic {

@@ -70,17 +70,19 @@ func (s *Server) guard(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 // must cover the topic of /subscribe/{topic}. Reserved topics need the admin token instead.
 func (s *Server) authorizeStream(req *streamRequest, token string) *apiError {
 	var err error
+	var claims *auth.Claims
 	switch {
 	case req.kind == kindTopic && reservedTopic(req.key):
 		if s.cfg.AdminAuth.Enabled() {
 			err = s.cfg.AdminAuth.Check([]byte("Bearer " + token))
 		}
 	case req.kind == kindTopic:
-		_, err = s.cfg.StreamAuth.AuthorizeTopic(token, req.key)
+		claims, err = s.cfg.StreamAuth.AuthorizeTopic(token, req.key)
 	default:
-		_, err = s.cfg.StreamAuth.AuthorizeClient(token, req.key)
+		claims, err = s.cfg.StreamAuth.AuthorizeClient(token, req.key)
 	}
 	if err == nil {
+		req.exp = unixDeadline(s.cfg.StreamAuth.Deadline(claims))
 		return nil
 	}
 	status, code := auth.Code(err)

@@ -34,6 +34,7 @@ type streamRequest struct {
 	meta        map[string]string
 	first       []byte // first event of a stream held for another package; nil: "connected" on client streams
 	onClose     func() // run when a stream held for another package ends, or is refused after its opener said yes
+	exp         uint32 // unix seconds after which the stream's token is refused (StreamAuth.Deadline); 0: none
 }
 
 // refused runs onClose for a stream that will never be held: whoever opened it (MCP made a session for

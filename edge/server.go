@@ -117,6 +117,7 @@ type Server struct {
 	clients  *fanout.Hub
 	conns    registry
 	heads    headReaper
+	tokens   tokenWatch
 	openers  []opener // paths other packages open streams on; set before Serve
 	perIP    ipLimiter
 	apiPerIP ipLimiter // API connections per address
@@ -486,7 +487,7 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 		kind:   req.kind,
 		key:    req.key,
 		meta:   req.meta,
-		opened: time.Now().UnixNano(),
+		opened: uint32(time.Now().Unix()),
 		held:   req.first != nil,
 		onEnd:  req.onClose,
 	}
@@ -520,9 +521,11 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 	default:
 		st.hold(head)
 	}
+	st.exp.Store(req.exp) // once the head is queued: an expiry found by the sweep must follow it
 	sub, replay := s.hub(req.kind).Subscribe(req.key, st, req.resume, req.lastEventID)
 	st.attach(sub)
 	s.runq.push(st)
+	s.tokens.watch(st, time.Now())
 	s.cfg.Metrics.EventsReplayed(replay.Frames)
 	if replay.Reset {
 		s.cfg.Metrics.StreamReset()
@@ -570,6 +573,7 @@ func (s *Server) tick() {
 			s.observeHistory()
 		case now := <-reap.C:
 			s.heads.reap(now)
+			s.tokens.due(now)
 		}
 	}
 }
@@ -580,6 +584,9 @@ func (s *Server) heartbeat(now time.Time) {
 	s.heartbeatFrames.Add(1)
 	var comment *fanout.Frame // built on the first held stream of the tick, then shared
 	s.conns.each(func(st *stream) {
+		if s.tokens.check(st, now) {
+			return // closed: its token expired
+		}
 		if !st.held {
 			st.keepAlive(frame)
 			return

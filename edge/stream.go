@@ -45,10 +45,11 @@ const (
 	reasonSlowConsumer
 	reasonShutdown
 	reasonError
+	reasonTokenExpired
 )
 
 func (r closeReason) String() string {
-	return [...]string{"none", "client", "slow_consumer", "shutdown", "error"}[r]
+	return [...]string{"none", "client", "slow_consumer", "shutdown", "error", "token_expired"}[r]
 }
 
 func (r closeReason) metric() metrics.CloseReason {
@@ -59,6 +60,8 @@ func (r closeReason) metric() metrics.CloseReason {
 		return metrics.CloseShutdown
 	case reasonError:
 		return metrics.CloseError
+	case reasonTokenExpired:
+		return metrics.CloseTimeout
 	}
 	return metrics.CloseClient
 }
@@ -74,7 +77,10 @@ type stream struct {
 	id     uint64
 	key    string            // client ID or canonical topic
 	meta   map[string]string // nil unless the client sent metadata
-	opened int64             // unix nanoseconds
+	opened uint32            // unix seconds (32 bits: with exp, one word)
+	// exp is when the stream's token stops being accepted, in unix seconds (0: no token, or the stream
+	// has expired). Written by token refreshes, read by the heartbeat sweep (token.go).
+	exp atomic.Uint32
 
 	mu      sync.Mutex
 	pending []*fanout.Frame // frames not yet written; the first from offset off
@@ -106,6 +112,10 @@ type stream struct {
 // pointers, not copies. Frames sent while the stream opens (its replay, which history bounds) are never
 // cut: sub is set once the hub's Subscribe has returned.
 func (s *stream) Send(f *fanout.Frame) {
+	if f.Refresh { // not an event: a token refresh for this client's streams
+		s.refresh(f.Bytes)
+		return
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()

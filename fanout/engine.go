@@ -22,6 +22,8 @@ type Engine interface {
 	Since(ctx context.Context, key, lastID string) (frames []*Frame, found bool, err error)
 	// End has every node end key's streams (deliver EndFrame to them), keeping nothing in history.
 	End(ctx context.Context, key string) error
+	// Refresh has every node deliver RefreshFrame(grant) to key's own streams, keeping nothing in history.
+	Refresh(ctx context.Context, key string, grant []byte) error
 }
 
 // Local is a hub as its engine sees it.

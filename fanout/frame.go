@@ -15,6 +15,10 @@ type Frame struct {
 	Bytes []byte
 	At    time.Time // when it was published; histories expire by it, zero for control frames
 	End   bool      // a control frame: the stream ends once it is written (never kept in history)
+	// Refresh marks a control frame that is never written: its Bytes are a grant (the edge's encoding of
+	// a verified token's deadline and topics) that moves the expiry of the streams it reaches, a token
+	// refresh. It reaches key's own streams only.
+	Refresh bool
 
 	// The bookkeeping of a frame kept in a hub's own history (see Budget); zero on any other frame.
 	refs       int32  // histories holding it; guarded by home's lock
@@ -30,6 +34,13 @@ const EndEventName = "\x00end"
 // EndFrame is the control frame that ends the stream it is sent to, with a comment a reader can see.
 // An engine delivers it for a message named EndEventName.
 func EndFrame() *Frame { return &Frame{Bytes: []byte(": stream ended\n\n"), End: true} }
+
+// RefreshEventName marks a refresh on an engine's bus (see Frame.Refresh); like EndEventName, no
+// publisher can send it.
+const RefreshEventName = "\x00refresh"
+
+// RefreshFrame is the control frame carrying grant to the streams of a key.
+func RefreshFrame(grant []byte) *Frame { return &Frame{Bytes: grant, Refresh: true} }
 
 // Limits on the fields of an event.
 const (

@@ -337,17 +337,32 @@ func (h *Hub) End(ctx context.Context, key string) error {
 	return nil
 }
 
-// deliver queues a frame received from the engine to key's and its ancestors' local subscribers; an
-// end frame goes to key's own subscribers only.
-func (h *Hub) deliver(key string, f *Frame) {
+// Refresh delivers grant (see Frame.Refresh) to the streams of key, not of its ancestors, on every node.
+// It returns how many streams it reached on this node alone, or -1 with an engine (not known here).
+func (h *Hub) Refresh(ctx context.Context, key string, grant []byte) (int, error) {
+	if h.cfg.Engine != nil {
+		return -1, h.cfg.Engine.Refresh(ctx, key, grant)
+	}
+	return h.deliver(key, RefreshFrame(grant)), nil
+}
+
+// deliver queues a frame received from the engine to key's and its ancestors' local subscribers, and
+// returns how many it reached; a control frame goes to key's own subscribers only, and a refresh
+// straight to them (it is not an event: neither held back during a replay nor part of its order).
+func (h *Hub) deliver(key string, f *Frame) (reached int) {
 	s := h.shardOf(key)
 	s.mu.Lock()
-	for k, ok := key, true; ok && (k == key || !f.End); k, ok = parent(k) {
+	for k, ok := key, true; ok && (k == key || !f.End && !f.Refresh); k, ok = parent(k) {
 		n := s.nodes[k]
 		if n == nil {
 			continue
 		}
+		reached += len(n.subs)
 		for _, sub := range n.subs {
+			if f.Refresh {
+				sub.sub.Send(f)
+				continue
+			}
 			if sub.held != nil {
 				*sub.held = append(*sub.held, f)
 				continue
@@ -356,6 +371,7 @@ func (h *Hub) deliver(key string, f *Frame) {
 		}
 	}
 	s.mu.Unlock()
+	return reached
 }
 
 // local is the hub as its engine sees it.

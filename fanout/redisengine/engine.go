@@ -291,9 +291,12 @@ func (e *Engine) receive(msg string) {
 		return
 	}
 	m.ns, m.key = parts[0], parts[1]
-	if parts[3] == fanout.EndEventName {
+	switch parts[3] {
+	case fanout.EndEventName:
 		m.frame = fanout.EndFrame()
-	} else {
+	case fanout.RefreshEventName:
+		m.frame = fanout.RefreshFrame([]byte(parts[5]))
+	default:
 		m.id = parts[2]
 		m.frame = frame(parts[2], parts[3], parts[4], parts[5])
 	}
@@ -415,6 +418,16 @@ func (n *namespace) End(ctx context.Context, key string) error {
 	p := e.partition(n.ns, fanout.Root(key))
 	msg := n.ns + "\n" + key + "\n\n" + fanout.EndEventName + "\n\n"
 	return e.call(ctx, "end", "SPUBLISH", func(ctx context.Context) error {
+		return e.client.Do(ctx, e.client.B().Spublish().Channel(e.channel(p)).Message(msg).Build()).Error()
+	})
+}
+
+// Refresh has every node deliver grant to key's streams, as End does its end: nothing in history.
+func (n *namespace) Refresh(ctx context.Context, key string, grant []byte) error {
+	e := n.e
+	p := e.partition(n.ns, fanout.Root(key))
+	msg := n.ns + "\n" + key + "\n\n" + fanout.RefreshEventName + "\n\n" + string(grant)
+	return e.call(ctx, "refresh", "SPUBLISH", func(ctx context.Context) error {
 		return e.client.Do(ctx, e.client.B().Spublish().Channel(e.channel(p)).Message(msg).Build()).Error()
 	})
 }
