@@ -71,6 +71,11 @@ func runFailover(t *testing.T, nodes []*edgeNode, kill func()) failoverFigures {
 	t.Helper()
 	const topic = "/failover"
 	client := &http.Client{Timeout: 10 * time.Second}
+	for _, n := range nodes {
+		if code, h := request(t, "GET", n.url+"/admin/health", ""); code != http.StatusOK {
+			t.Fatalf("%s unhealthy before the failover: %d %v", n.name, code, h)
+		}
+	}
 	subs := make([]*subscriber, failoverSubscribers)
 	for i := range subs {
 		subs[i] = subscribe(t, nodes[i%len(nodes)].url+"/subscribe"+topic, "")
@@ -237,6 +242,15 @@ func runFailover(t *testing.T, nodes []*edgeNode, kill func()) failoverFigures {
 		t.Errorf("... and %d more subscribers", n-5)
 	}
 	extra.Range(func(any, any) bool { fig.unknownDelivered++; return true })
+	for _, n := range nodes { // the probe sees the bus whole again on the new master
+		deadline := time.Now().Add(failoverLimit)
+		for code, h := request(t, "GET", n.url+"/admin/health", ""); code != http.StatusOK; code, h = request(t, "GET", n.url+"/admin/health", "") {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still unhealthy after the failover: %d %v", n.name, code, h)
+			}
+			time.Sleep(publishEvery)
+		}
+	}
 	for _, node := range nodes {
 		fams := scrape(t, node.url)
 		fig.recovered += value(fams, "sseedge_bus_recovered_events_total")

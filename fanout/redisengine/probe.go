@@ -48,10 +48,10 @@ type liveness struct {
 	node     string // random: nonces of different nodes never collide on the shared channels
 
 	mu       sync.Mutex
-	renew    []context.CancelFunc // per partition: ends its current Receive, so listen subscribes again
-	watched  []time.Time          // per partition: when its current Receive began
+	lostAt   []time.Time // per partition: when its subscription last ended
 	state    BusState
 	downAt   time.Time // the last time something marked the bus down
+	proven   time.Time // the last time Start saw every subscription carry a probe
 	seq      uint64
 	started  bool
 	reported bool // the down state has been logged
@@ -60,8 +60,10 @@ type liveness struct {
 func (l *liveness) init(e *Engine) {
 	l.e = e
 	l.interval, l.timeout = e.cfg.ProbeInterval, e.cfg.ProbeTimeout
-	l.renew = make([]context.CancelFunc, e.cfg.Partitions)
-	l.watched = make([]time.Time, e.cfg.Partitions)
+	l.lostAt = make([]time.Time, e.cfg.Partitions)
+	for p := range l.lostAt { // a subscription being made is young: not renewed before a full timeout
+		l.lostAt[p] = time.Now()
+	}
 	l.node = rand.Text()[:12]
 	l.state = BusState{Since: time.Now(), Err: errors.New("not started")}
 }
@@ -73,12 +75,9 @@ func (e *Engine) Bus() BusState {
 	return e.live.state
 }
 
-// watch records how to renew partition p's current subscription.
-func (l *liveness) watch(p int, renew context.CancelFunc) {
-	l.mu.Lock()
-	l.renew[p], l.watched[p] = renew, time.Now()
-	l.mu.Unlock()
-}
+// watch is the hook of an earlier listen that cancelled a quiet Receive to renew it; renew now asks
+// Redis instead (see renew), so the cancel func is not kept. It goes once listen stops calling it.
+func (l *liveness) watch(int, context.CancelFunc) {}
 
 // lost marks the bus down because partition p's subscription ended with err.
 func (l *liveness) lost(p int, err error) {
@@ -87,6 +86,7 @@ func (l *liveness) lost(p int, err error) {
 	if err == nil {
 		err = errors.New("subscription ended")
 	}
+	l.lostAt[p] = time.Now()
 	l.down(time.Now(), 1, fmt.Errorf("partition %d: subscription lost: %w", p, err))
 }
 
@@ -95,6 +95,7 @@ func (l *liveness) lost(p int, err error) {
 func (l *liveness) confirmed(since time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.proven = time.Now()
 	l.up(since)
 }
 
@@ -136,12 +137,16 @@ func (l *liveness) round(parent context.Context) {
 	results := e.client.DoMulti(ctx, cmds...)
 	e.m.ObserveRedisCommand("EVAL", time.Since(began))
 
-	var failed []int
+	var failed, quiet []int
 	var firstErr error
-	refused := 0 // Redis answered with an error: the subscription is not the problem
 	for p, r := range results {
 		err := r.Error()
 		if err == nil {
+			select {
+			case <-back[p]: // first on its own: past the deadline, select would pick at random
+				continue
+			default:
+			}
 			select {
 			case <-back[p]:
 				continue
@@ -153,38 +158,60 @@ func (l *liveness) round(parent context.Context) {
 			return // the engine is closing: nothing was learnt
 		}
 		failed = append(failed, p)
-		if _, isRedis := rueidis.IsRedisErr(err); isRedis {
-			refused++
-		} else {
-			l.renewSubscription(p, began.Add(-l.timeout))
+		if _, refused := rueidis.IsRedisErr(err); !refused { // Redis refusing the probe says nothing of the subscription
+			quiet = append(quiet, p)
 		}
 		if firstErr == nil {
 			firstErr = fmt.Errorf("partition %d: probe: %w", p, err)
 		}
 	}
 	e.m.ObserveBusProbe(time.Since(began))
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if len(failed) > 0 {
+		l.mu.Lock()
+		if began.Before(l.proven) { // sent before Start's subscriptions were there: it says nothing
+			l.mu.Unlock()
+			return
+		}
 		e.m.BusProbesFailed(len(failed))
 		l.down(time.Now(), len(failed), firstErr)
+		l.mu.Unlock()
+		l.renew(parent, quiet, began.Add(-l.timeout))
 		return
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if began.After(l.downAt) { // nothing marked it down since this round began
 		l.up(began)
 	}
 }
 
-// renewSubscription ends partition p's Receive if it began before then; listen subscribes again and,
-// once the subscription is confirmed, catches up on what it missed. A Receive that began later may
-// simply not have been confirmed when the probe went out, and renewing it would only start over:
-// each renewal waits out listen's back-off, so renewing young subscriptions would keep the bus down.
-func (l *liveness) renewSubscription(p int, then time.Time) {
+// renew has Redis end the subscriptions of partitions whose probe did not come back (SUNSUBSCRIBE,
+// which rueidis handles like a server-side unsubscribe: Receive returns, listen subscribes again and
+// catches up on what it missed). Only subscriptions not lost since then are renewed: one renewed
+// since may simply not have been confirmed when the probe went out, and each renewal waits out
+// listen's back-off. The subscription is ended through Redis rather than by cancelling its Receive:
+// cancelling a Receive whose SSUBSCRIBE is still unanswered leaves rueidis's connection delivering to
+// a reader that is gone, which stalled every subscription on it for tens of seconds in a cluster
+// failover.
+func (l *liveness) renew(ctx context.Context, partitions []int, then time.Time) {
+	e := l.e
+	var cmds rueidis.Commands
 	l.mu.Lock()
-	renew, began := l.renew[p], l.watched[p]
+	for _, p := range partitions {
+		if l.lostAt[p].Before(then) {
+			cmds = append(cmds, e.client.B().Sunsubscribe().Channel(e.channel(p)).Build())
+		}
+	}
 	l.mu.Unlock()
-	if renew != nil && began.Before(then) {
-		renew()
+	if len(cmds) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	defer cancel()
+	for _, r := range e.client.DoMulti(ctx, cmds...) {
+		if err := r.Error(); err != nil && ctx.Err() == nil {
+			e.log.Debug("bus probe: renewing a subscription", "err", err)
+		}
 	}
 }
 
