@@ -1,6 +1,7 @@
-// Package redistest starts real redis-server processes for tests: a single server or a Redis
-// Cluster, each on free loopback ports in a t.TempDir, with no persistence, and stopped in
-// t.Cleanup. Tests use real servers rather than fakes because what they check — client-side cache
+// Package redistest starts real redis-server processes for tests: a single server, a Redis Cluster
+// (with or without replicas), a TLS-only server with an ACL user (tls.go), a Sentinel set
+// (sentinel.go), each on free loopback ports in a t.TempDir, with no persistence, and stopped in
+// t.Cleanup; and a TCP proxy that can wedge a path (proxy.go). Tests use real servers rather than fakes because what they check — client-side cache
 // invalidation, cluster slot routing, behaviour across an outage — is exactly what a fake would get
 // wrong. They never touch a Redis already running on the machine (port 6379 is never chosen).
 //
