@@ -178,9 +178,29 @@ func (s *Server) publish(ctx *fasthttp.RequestCtx, hub *fanout.Hub, key string) 
 		fail(aerr.status, aerr.code, aerr.msg)
 		return
 	}
+	// A publisher that got no answer, or a 503 with Sseedge-Applied: unknown, retries with the same key.
+	ev.IdempotencyKey = string(ctx.Request.Header.Peek("Idempotency-Key"))
 	id, delivered, err := hub.Publish(tctx, key, ev)
 	if errors.Is(err, fanout.ErrUnavailable) {
+		applied := "no" // the engine's deadline makes a 503 final, but for a connection lost in flight
+		if errors.Is(err, fanout.ErrOutcomeUnknown) {
+			applied = "unknown"
+		}
+		ctx.Response.Header.Set("Sseedge-Applied", applied)
+		span.SetAttributes(attribute.String("sseedge.applied", applied))
 		fail(fasthttp.StatusServiceUnavailable, "state_unavailable", err.Error())
+		return
+	}
+	if errors.Is(err, fanout.ErrIdempotencyConflict) {
+		s.cfg.Metrics.IdempotentPublish(true)
+		fail(fasthttp.StatusUnprocessableEntity, "idempotency_key_reused", err.Error())
+		return
+	}
+	if delivered == fanout.Replayed { // a retry: the first publish's ID, nothing published again
+		s.cfg.Metrics.IdempotentPublish(false)
+		span.SetAttributes(attribute.String("sseedge.event_id", id), attribute.Bool("sseedge.replayed", true))
+		ctx.Response.Header.Set("Idempotent-Replayed", "true")
+		httpjson.Write(ctx, fasthttp.StatusOK, map[string]any{"id": id})
 		return
 	}
 	if errors.Is(err, fanout.ErrFrameTooLarge) {

@@ -5,7 +5,7 @@ package fanout
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -59,6 +59,7 @@ type Hub struct {
 	shards   []shard
 	idPrefix string
 	seq      atomic.Uint64
+	idem     idempotency // the idempotency keys seen, without an engine (which keeps its own)
 }
 
 type shard struct {
@@ -80,8 +81,8 @@ type Subscription struct {
 	node  *node
 	root  *node // the node of node's root, whose watchers count this subscription
 	sub   Subscriber
-	slot  int       // index in node.subs, -1 once removed
-	held  *[]*Frame // while an engine's history is read: live frames held back until the replay is sent
+	slot  int      // index in node.subs, -1 once removed
+	held  *holding // while an engine's history is read: live frames held back until the replay is sent
 	// replayed holds the IDs just replayed from an engine's history: their live copies may still be on
 	// the way (the bus is slower than a history read) and are dropped. The first newer frame ends it,
 	// since the bus delivers in history order.
@@ -90,8 +91,9 @@ type Subscription struct {
 
 // Replay says what Subscribe sent before live events.
 type Replay struct {
-	Frames int  // history frames replayed
-	Reset  bool // the Last-Event-ID was not retained, so a reset event went first
+	Frames int    // history frames replayed
+	Reset  bool   // a reset event was sent: events after the Last-Event-ID may be lost
+	Reason string // the reset's reason: ResetNotRetained or ResetHistoryUnavailable
 }
 
 // NewHub returns an empty hub. Generated event IDs are "<start-ms>-<seq>", unique across restarts.
@@ -117,20 +119,33 @@ type Event struct {
 	ID   string
 	Name string
 	Data []byte
+	// IdempotencyKey, when set, makes a retry of the publish within the window answer with the first
+	// one's ID instead of publishing again (see idempotency.go).
+	IdempotencyKey string
 }
 
 // Publish encodes ev once, keeps it in the history of key and of each ancestor, and queues it to their
 // subscribers. It returns the event's ID and how many subscribers it was queued to. With an engine the
 // event goes through it to every node (this one included), and delivered is -1: it is not known here.
-// ctx bounds the engine's call and carries the publisher's trace to it.
+// ctx bounds the engine's call and carries the publisher's trace to it. An event whose idempotency key
+// was seen within the window is not published again: the first one's ID comes back, with Replayed.
 func (h *Hub) Publish(ctx context.Context, key string, ev Event) (id string, delivered int, err error) {
+	if err := ValidateIdempotencyKey(ev.IdempotencyKey); err != nil {
+		return "", 0, err
+	}
 	if h.cfg.Engine == nil {
+		if ev.IdempotencyKey != "" {
+			return h.publishOnce(key, ev)
+		}
 		return h.PublishLocal(key, ev)
 	}
 	if err := h.validateEvent(ev); err != nil {
 		return "", 0, err
 	}
 	id, err = h.cfg.Engine.Publish(ctx, key, ev)
+	if errors.Is(err, ErrReplayed) {
+		return id, Replayed, nil
+	}
 	return id, -1, err
 }
 
@@ -235,13 +250,15 @@ func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID str
 		if err == nil {
 			return sc, r
 		}
-		// The shared history cannot be read: say so rather than leave a silent gap.
+		// The shared history cannot be read: say so, with that reason, rather than leave a silent gap;
+		// the live events held meanwhile follow.
 		s := h.shardOf(key)
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		sub.Send(resetFrame(lastEventID, ""))
-		h.release(sc)
-		return sc, Replay{Reset: true}
+		sub.Send(resetFrameReason(ResetHistoryUnavailable, lastEventID, ""))
+		sc.flushHeld()
+		r.Reset, r.Reason = true, ResetHistoryUnavailable
+		return sc, r
 	}
 	var r Replay
 	s := h.shardOf(key)
@@ -252,7 +269,7 @@ func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID str
 		h.expire(n, time.Now().Add(-h.cfg.HistoryTTL))
 		from, ok := n.hist.since(lastEventID)
 		if !ok {
-			r.Reset = true
+			r.Reset, r.Reason = true, ResetNotRetained
 			earliest := ""
 			if n.hist.len() > 0 {
 				earliest = n.hist.at(0).ID
@@ -270,48 +287,6 @@ func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID str
 	return sc, r
 }
 
-// subscribeShared resumes from an engine's history: live frames are held back while the history is
-// read, then the replay is sent, then the held frames that the replay did not already contain.
-func (h *Hub) subscribeShared(key string, sub Subscriber, lastEventID string) (*Subscription, Replay, error) {
-	s := h.shardOf(key)
-	s.mu.Lock()
-	n := s.node(key)
-	held := []*Frame{}
-	sc := &Subscription{shard: s, node: n, root: s.node(Root(key)), sub: sub, slot: len(n.subs), held: &held}
-	n.subs = append(n.subs, sc)
-	sc.root.watchers++
-	s.mu.Unlock()
-
-	frames, found, err := h.cfg.Engine.Since(context.Background(), key, lastEventID)
-	if err != nil {
-		return sc, Replay{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	h.release(sc)
-	var r Replay
-	if !found {
-		r.Reset = true
-		earliest := ""
-		if len(frames) > 0 {
-			earliest = frames[0].ID
-		}
-		sub.Send(resetFrame(lastEventID, earliest))
-	}
-	if len(frames) > 0 {
-		sc.replayed = make(map[string]struct{}, len(frames))
-	}
-	for _, f := range frames {
-		sub.Send(f)
-		sc.replayed[f.ID] = struct{}{}
-		r.Frames++
-	}
-	for _, f := range held {
-		sc.sendLive(f)
-	}
-	return sc, r, nil
-}
-
 // sendLive sends a frame from the bus unless the replay already did. The caller holds the shard lock.
 func (sc *Subscription) sendLive(f *Frame) {
 	if sc.replayed != nil {
@@ -322,10 +297,6 @@ func (sc *Subscription) sendLive(f *Frame) {
 	}
 	sc.sub.Send(f)
 }
-
-// release sends nothing but ends holding: frames go straight to the subscriber from now on. The caller
-// holds the shard lock.
-func (h *Hub) release(sc *Subscription) { sc.held = nil }
 
 // End ends the streams of key (not of its ancestors) on every node: each is closed once what it has
 // queued is written. MCP ends a session's listening stream this way when the session is deleted.
@@ -364,7 +335,7 @@ func (h *Hub) deliver(key string, f *Frame) (reached int) {
 				continue
 			}
 			if sub.held != nil {
-				*sub.held = append(*sub.held, f)
+				sub.held.add(f)
 				continue
 			}
 			sub.sendLive(f)
@@ -458,11 +429,5 @@ func (h *Hub) shardOf(key string) *shard {
 // resetFrame tells a resuming client that events after lastEventID may be lost; earliest is the oldest
 // event still retained, if any.
 func resetFrame(lastEventID, earliest string) *Frame {
-	body := struct {
-		Reason          string `json:"reason"`
-		LastEventID     string `json:"last_event_id"`
-		EarliestEventID string `json:"earliest_event_id,omitempty"`
-	}{Reason: "last_event_id_not_retained", LastEventID: lastEventID, EarliestEventID: earliest}
-	data, _ := json.Marshal(body) // strings always encode
-	return &Frame{Bytes: AppendFrame(nil, "", "reset", data)}
+	return resetFrameReason(ResetNotRetained, lastEventID, earliest)
 }

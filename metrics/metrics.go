@@ -117,6 +117,15 @@ type Metrics struct {
 	busProbe    prometheus.Histogram
 	busProbeBad prometheus.Counter
 
+	// resumes from Redis history, and what a publish to Redis answers when Redis is slow
+	resumeWaits       prometheus.Counter
+	resumeRetries     prometheus.Counter
+	resumeUnavailable prometheus.Counter
+	publishExpired    prometheus.Counter
+	publishUnknown    prometheus.Counter
+	idemReplayed      prometheus.Counter
+	idemConflict      prometheus.Counter
+
 	cfg           config
 	mu            sync.RWMutex
 	functions     map[string]*Function
@@ -294,6 +303,38 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 	m.tokenRefresh[0], m.tokenRefresh[1] = tokenRefresh.WithLabelValues("refused"), tokenRefresh.WithLabelValues("ok")
 	if reg != nil {
 		reg.MustRegister(m.historyBytes, m.historyStreams, m.historyEvicted, mcpEvicted, m.tokenExpired, tokenRefresh)
+	}
+
+	m.resumeWaits = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "resume_waits_total",
+		Help: "Resuming streams that waited for a Redis history read slot (a node reads a bounded number of histories at once).",
+	})
+	m.resumeRetries = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "resume_read_retries_total",
+		Help: "Redis history reads of resuming streams tried again after a failure.",
+	})
+	m.resumeUnavailable = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "resume_history_unavailable_total",
+		Help: "Resumes whose Redis history could not be read in time: the stream started with a reset, reason history_unavailable.",
+	})
+	m.publishExpired = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "publish_expired_total",
+		Help: "Publishes Redis ran after their deadline and refused (not applied, answered 503), as far as the node saw: a refusal after the node gave up is not seen.",
+	})
+	m.publishUnknown = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "publish_outcome_unknown_total",
+		Help: "Publishes whose connection to Redis was lost while in flight: answered 503 with Sseedge-Applied: unknown.",
+	})
+	m.idemReplayed = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "publish_idempotent_replays_total",
+		Help: "Publishes whose Idempotency-Key was seen within the window: answered with the first publish's ID, not applied again.",
+	})
+	m.idemConflict = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "publish_idempotency_conflicts_total",
+		Help: "Publishes refused (422) because their Idempotency-Key was used within the window for a different event.",
+	})
+	if reg != nil {
+		reg.MustRegister(m.resumeWaits, m.resumeRetries, m.resumeUnavailable, m.publishExpired, m.publishUnknown, m.idemReplayed, m.idemConflict)
 	}
 
 	if reg != nil {
@@ -657,5 +698,58 @@ func (m *Metrics) StreamTokenRefresh(ok bool) {
 		m.tokenRefresh[1].Inc()
 	} else {
 		m.tokenRefresh[0].Inc()
+	}
+}
+
+// ResumeWaited counts a resume that waited for a history read slot.
+func (m *Metrics) ResumeWaited() {
+	if m == nil {
+		return
+	}
+	m.resumeWaits.Inc()
+}
+
+// ResumeRetried counts a resume's history read tried again after a failure.
+func (m *Metrics) ResumeRetried() {
+	if m == nil {
+		return
+	}
+	m.resumeRetries.Inc()
+}
+
+// ResumeHistoryUnavailable counts a resume answered with reset history_unavailable.
+func (m *Metrics) ResumeHistoryUnavailable() {
+	if m == nil {
+		return
+	}
+	m.resumeUnavailable.Inc()
+}
+
+// PublishExpired counts a publish Redis refused because it ran after its deadline.
+func (m *Metrics) PublishExpired() {
+	if m == nil {
+		return
+	}
+	m.publishExpired.Inc()
+}
+
+// PublishOutcomeUnknown counts a publish whose connection was lost while it was in flight.
+func (m *Metrics) PublishOutcomeUnknown() {
+	if m == nil {
+		return
+	}
+	m.publishUnknown.Inc()
+}
+
+// IdempotentPublish counts a publish with an Idempotency-Key seen before: replayed (answered with the
+// first one's ID) or, when the key came with a different event, a conflict.
+func (m *Metrics) IdempotentPublish(conflict bool) {
+	if m == nil {
+		return
+	}
+	if conflict {
+		m.idemConflict.Inc()
+	} else {
+		m.idemReplayed.Inc()
 	}
 }

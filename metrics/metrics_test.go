@@ -46,6 +46,14 @@ var wantMetrics = map[string]dto.MetricType{
 	"sseedge_stream_token_refreshes_total":   dto.MetricType_COUNTER,
 	"sseedge_bus_probe_seconds":              dto.MetricType_HISTOGRAM,
 	"sseedge_bus_probe_failures_total":       dto.MetricType_COUNTER,
+
+	"sseedge_resume_waits_total":                  dto.MetricType_COUNTER,
+	"sseedge_resume_read_retries_total":           dto.MetricType_COUNTER,
+	"sseedge_resume_history_unavailable_total":    dto.MetricType_COUNTER,
+	"sseedge_publish_expired_total":               dto.MetricType_COUNTER,
+	"sseedge_publish_outcome_unknown_total":       dto.MetricType_COUNTER,
+	"sseedge_publish_idempotent_replays_total":    dto.MetricType_COUNTER,
+	"sseedge_publish_idempotency_conflicts_total": dto.MetricType_COUNTER,
 }
 
 // allowedLabels is the closed set of values each label may take (function and command are open
@@ -93,6 +101,13 @@ func touchAll(m *Metrics) {
 	m.StreamTokenRefresh(false)
 	m.ObserveBusProbe(2 * time.Millisecond)
 	m.BusProbesFailed(1)
+	m.ResumeWaited()
+	m.ResumeRetried()
+	m.ResumeHistoryUnavailable()
+	m.PublishExpired()
+	m.PublishOutcomeUnknown()
+	m.IdempotentPublish(false)
+	m.IdempotentPublish(true)
 }
 
 func gather(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {

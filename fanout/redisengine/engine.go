@@ -54,6 +54,17 @@ type Config struct {
 	// DefaultProbeInterval and DefaultProbeTimeout.
 	ProbeInterval time.Duration
 	ProbeTimeout  time.Duration
+
+	// ResumeReads bounds the history reads of resuming streams in flight at once, and ResumeWait how
+	// long one resume waits for its turn and retries a failed read (see Since); defaults
+	// DefaultResumeReads and DefaultResumeWait.
+	ResumeReads int
+	ResumeWait  time.Duration
+
+	// PublishGrace is how long past a publish's deadline (Timeout after it is sent) the node waits for
+	// Redis's answer before it answers 503, so that the 503 means not applied (see Publish); default
+	// DefaultPublishGrace.
+	PublishGrace time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -81,30 +92,17 @@ func (c Config) withDefaults() Config {
 	if c.ProbeTimeout <= 0 {
 		c.ProbeTimeout = DefaultProbeTimeout
 	}
+	if c.ResumeReads <= 0 {
+		c.ResumeReads = DefaultResumeReads
+	}
+	if c.ResumeWait <= 0 {
+		c.ResumeWait = DefaultResumeWait
+	}
+	if c.PublishGrace <= 0 {
+		c.PublishGrace = DefaultPublishGrace
+	}
 	return c
 }
-
-// publishScript appends to a root's history and publishes on its partition's channel in one step.
-// KEYS: history stream, channel (same slot). ARGV: maxlen, minid, ttl ms, namespace, key, and the
-// event's name, user ID and data, then the publisher's traceparent ("" when it has no trace).
-//
-// The bus message is "ns\nkey\nid\nname\nuserID\ndata", preceded by "\x02prevID\n" (the ID of the
-// root's previous event, "" for the first: a node that last heard another ID missed events, see
-// gaps.go) and, before that, "\x01traceparent\n" when a traceparent is given (see receive).
-var publishScript = rueidis.NewLuaScript(`
-local prev = ''
-local top = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
-if top[1] then prev = top[1][1] end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'k', ARGV[5], 'e', ARGV[6], 'u', ARGV[7], 'd', ARGV[8])
-redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-local msg = '\2' .. prev .. '\n' .. ARGV[4] .. '\n' .. ARGV[5] .. '\n' .. id .. '\n' .. ARGV[6] .. '\n' .. ARGV[7] .. '\n' .. ARGV[8]
-if ARGV[9] ~= nil and ARGV[9] ~= '' then
-  msg = '\1' .. ARGV[9] .. '\n' .. msg
-end
-redis.call('SPUBLISH', KEYS[2], msg)
-return id
-`)
 
 // Marks that start the optional fields of a bus message, before the event fields.
 const (
@@ -129,6 +127,9 @@ type Engine struct {
 	gaps     gaps
 	catching []atomic.Bool // per partition: a catch-up after a renewed subscription is under way
 	live     liveness
+	resumes  chan struct{} // a slot per resume reading history (Config.ResumeReads)
+	clocks   []clock       // per partition: a bound of its Redis server's clock (publish.go)
+	epoch    time.Time     // this node's clock as Engine.local counts it
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -145,6 +146,8 @@ func New(client rueidis.Client, cfg Config) *Engine {
 	e.gaps.e = e
 	e.catching = make([]atomic.Bool, cfg.Partitions)
 	e.live.init(e)
+	e.resumes = make(chan struct{}, cfg.ResumeReads)
+	e.clocks, e.epoch = make([]clock, cfg.Partitions), time.Now()
 	return e
 }
 
@@ -201,12 +204,9 @@ func (e *Engine) listen(ctx context.Context, p int) {
 	for ctx.Err() == nil {
 		// rueidis renews a subscription itself after a reconnect; Receive returns only when it gives up.
 		began := time.Now()
-		rctx, renew := context.WithCancel(hooked) // the liveness probe renews a subscription that went quiet
-		e.live.watch(p, renew)
-		err := e.client.Receive(rctx, e.client.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
+		err := e.client.Receive(hooked, e.client.B().Ssubscribe().Channel(ch).Build(), func(m rueidis.PubSubMessage) {
 			e.receive(m.Message)
 		})
-		renew()
 		if ctx.Err() != nil {
 			return
 		}
@@ -379,39 +379,6 @@ func (n *namespace) Attach(local fanout.Local) {
 	n.e.mu.Unlock()
 }
 
-// Publish runs the publish script under a "redis publish" client span, whose traceparent the bus
-// message carries to every node.
-func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (string, error) {
-	e := n.e
-	root := fanout.Root(key)
-	p := e.partition(n.ns, root)
-	var id string
-	err := e.call(ctx, "publish", "EVALSHA", func(ctx context.Context) (err error) {
-		var traceparent string
-		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsSampled() { // an unsampled trace has nothing to join
-			c := propagation.MapCarrier{}
-			e.prop.Inject(ctx, c)
-			traceparent = c["traceparent"]
-		}
-		minID := strconv.FormatInt(time.Now().Add(-e.cfg.HistoryTTL).UnixMilli(), 10)
-		id, err = publishScript.Exec(ctx, e.client,
-			[]string{e.historyKey(p, n.ns, root), e.channel(p)},
-			[]string{strconv.Itoa(e.cfg.HistorySize), minID, strconv.FormatInt(e.cfg.HistoryTTL.Milliseconds(), 10),
-				n.ns, key, ev.Name, ev.ID, string(ev.Data), traceparent}).ToString()
-		if err == nil {
-			trace.SpanFromContext(ctx).SetAttributes(attribute.String("sseedge.event_id", id))
-		}
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	if ev.ID != "" {
-		return ev.ID, nil
-	}
-	return id, nil
-}
-
 // End has every node end key's streams: one message on the partition's channel, nothing in history.
 func (n *namespace) End(ctx context.Context, key string) error {
 	e := n.e
@@ -430,44 +397,6 @@ func (n *namespace) Refresh(ctx context.Context, key string, grant []byte) error
 	return e.call(ctx, "refresh", "SPUBLISH", func(ctx context.Context) error {
 		return e.client.Do(ctx, e.client.B().Spublish().Channel(e.channel(p)).Message(msg).Build()).Error()
 	})
-}
-
-// Since reads the root's history and keeps the events of key's subtree after lastID. lastID is a Redis
-// ID, or a publisher's own ID, which is looked for among the retained events.
-func (n *namespace) Since(ctx context.Context, key, lastID string) ([]*fanout.Frame, bool, error) {
-	e := n.e
-	root := fanout.Root(key)
-	var entries []rueidis.XRangeEntry
-	err := e.call(ctx, "history", "XRANGE", func(ctx context.Context) (err error) {
-		entries, err = e.client.Do(ctx, e.client.B().Xrange().Key(e.historyKey(e.partition(n.ns, root), n.ns, root)).
-			Start("-").End("+").Count(int64(e.cfg.HistorySize)*2).Build()).AsXRange()
-		trace.SpanFromContext(ctx).SetAttributes(attribute.Int("sseedge.history_entries", len(entries)))
-		return err
-	})
-	if err != nil {
-		return nil, false, err
-	}
-	cutoff := time.Now().Add(-e.cfg.HistoryTTL)
-	from, found := 0, false
-	for i := len(entries) - 1; i >= 0; i-- {
-		if entries[i].ID == lastID || entries[i].FieldValues["u"] == lastID {
-			from, found = i+1, true
-			break
-		}
-	}
-	var out []*fanout.Frame
-	for _, en := range entries[from:] {
-		k := en.FieldValues["k"]
-		if k != key && !strings.HasPrefix(k, key+"/") {
-			continue
-		}
-		if idTime(en.ID).Before(cutoff) {
-			continue
-		}
-		f := en.FieldValues
-		out = append(out, frame(en.ID, f["e"], f["u"], f["d"]))
-	}
-	return out, found, nil
 }
 
 // Ping checks that Redis answers, for health checks.
