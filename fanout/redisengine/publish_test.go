@@ -1,0 +1,108 @@
+package redisengine_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/fanout/redisengine"
+	"github.com/sseedge/sseedge/internal/redistest"
+)
+
+// TestPublishRefusedAfterDeadline: Redis frozen (SIGSTOP) past a publish's deadline but not past the
+// node's grace runs the publish when it wakes and refuses it; the node gets that answer, answers
+// not applied (ErrUnavailable without ErrOutcomeUnknown), counts it, and history has no such event.
+func TestPublishRefusedAfterDeadline(t *testing.T) {
+	r := redistest.StartSingle(t)
+	n, reg, _ := resumeNode(t, r.Addr(), redisengine.Config{Timeout: 300 * time.Millisecond, PublishGrace: 3 * time.Second})
+	ids := publishIDs(t, n, "/late", 1) // also bounds the partition's clock
+	r.Pause()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := n.hub.Publish(t.Context(), "/late", fanout.Event{Data: []byte("late")})
+		done <- err
+	}()
+	time.Sleep(time.Second) // frozen past the 300 ms deadline, well within the 3 s grace
+	r.Resume()
+	err := <-done
+	if !errors.Is(err, fanout.ErrUnavailable) || errors.Is(err, fanout.ErrOutcomeUnknown) || !strings.Contains(err.Error(), "after its deadline") {
+		t.Fatalf("publish to a Redis frozen past its deadline: %v; want ErrUnavailable, refused after the deadline, outcome known", err)
+	}
+	if v := counter(t, reg, "sseedge_publish_expired_total"); v != 1 {
+		t.Fatalf("sseedge_publish_expired_total = %v; want 1", v)
+	}
+	f := &frames{}
+	if _, rep := n.hub.Subscribe("/late", f, true, ids[0]); rep.Reset || rep.Frames != 0 {
+		t.Fatalf("history after the refused publish: %+v; want nothing after the first event", rep)
+	}
+}
+
+// TestPublishOutcomeUnknownWhenConnectionLost: a publish in flight when Redis dies (frozen, then
+// SIGKILLed, so it never ran) cannot be told from one that ran before its answer was lost: the error says
+// the outcome is unknown, and is counted. With Redis gone, the next publish is refused before anything
+// is sent: not applied.
+func TestPublishOutcomeUnknownWhenConnectionLost(t *testing.T) {
+	r := redistest.StartSingle(t)
+	n, reg, _ := resumeNode(t, r.Addr(), redisengine.Config{Timeout: 2 * time.Second})
+	publishIDs(t, n, "/lost", 1)
+	r.Pause()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := n.hub.Publish(t.Context(), "/lost", fanout.Event{Data: []byte("in flight")})
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the publish is on the wire; it has no event to wait on
+	r.Kill()
+	err := <-done
+	if !errors.Is(err, fanout.ErrUnavailable) || !errors.Is(err, fanout.ErrOutcomeUnknown) {
+		t.Fatalf("publish whose connection was lost in flight: %v; want ErrUnavailable and ErrOutcomeUnknown", err)
+	}
+	if v := counter(t, reg, "sseedge_publish_outcome_unknown_total"); v != 1 {
+		t.Fatalf("sseedge_publish_outcome_unknown_total = %v; want 1", v)
+	}
+	_, _, err = n.hub.Publish(t.Context(), "/lost", fanout.Event{Data: []byte("refused")})
+	if !errors.Is(err, fanout.ErrUnavailable) || errors.Is(err, fanout.ErrOutcomeUnknown) {
+		t.Fatalf("publish with Redis gone: %v; want ErrUnavailable, not applied", err)
+	}
+}
+
+// TestIdempotencyKeyAcrossNodes: an event published with an idempotency key on one node is not
+// published again by a retry on another node (which answers the first ID, the publisher's own when it
+// gave one); the key with another event is refused; subscribers get the event once.
+func TestIdempotencyKeyAcrossNodes(t *testing.T) {
+	eachRedis(t, func(t *testing.T, addrs []string) {
+		a, b := newNode(t, addrs), newNode(t, addrs)
+		rec := newRecorder()
+		b.hub.Subscribe("/orders", rec, false, "")
+		ev := fanout.Event{Data: []byte("paid"), IdempotencyKey: "order-7"}
+		first, _, err := a.hub.Publish(t.Context(), "/orders/7", ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, delivered, err := b.hub.Publish(t.Context(), "/orders/7", ev)
+		if err != nil || again != first || delivered != fanout.Replayed {
+			t.Fatalf("retry on another node: %s %d %v; want %s, Replayed", again, delivered, err, first)
+		}
+		other := ev
+		other.Data = []byte("refunded")
+		if _, _, err := b.hub.Publish(t.Context(), "/orders/7", other); !errors.Is(err, fanout.ErrIdempotencyConflict) {
+			t.Fatalf("the key with another event: %v; want ErrIdempotencyConflict", err)
+		}
+		own := fanout.Event{ID: "evt-1", Data: []byte("shipped"), IdempotencyKey: "order-7-shipped"}
+		if id, _, err := a.hub.Publish(t.Context(), "/orders/7", own); err != nil || id != "evt-1" {
+			t.Fatalf("publish with its own ID: %s %v", id, err)
+		}
+		if id, delivered, err := b.hub.Publish(t.Context(), "/orders/7", own); err != nil || id != "evt-1" || delivered != fanout.Replayed {
+			t.Fatalf("retry of a publish with its own ID: %s %d %v; want evt-1, Replayed", id, delivered, err)
+		}
+		if _, _, err := a.hub.Publish(t.Context(), "/orders/7", fanout.Event{Data: []byte("marker")}); err != nil {
+			t.Fatal(err)
+		}
+		got := rec.wait(t, 3)
+		if len(got) != 3 || got[0] != first || got[1] != "evt-1" {
+			t.Fatalf("the subscriber got %v; want %s, evt-1 and the marker, once each", got, first)
+		}
+	})
+}
