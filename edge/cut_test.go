@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,13 +19,8 @@ import (
 // rest of the data and then EOF.
 func TestCutSlowConsumerIsReset(t *testing.T) {
 	srv := start(t, edge.Config{MaxQueueBytes: 64 << 10, SendBufferBytes: 16 << 10})
-	d := net.Dialer{Control: func(_, _ string, rc syscallRawConn) error { return setRcvBuf(rc, 4096) }}
-	stalled, err := d.Dial("tcp", srv.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stalled := stalledStream(t, srv.addr, "/subscribe/flood")
 	defer stalled.Close()
-	fmt.Fprintf(stalled, "GET /subscribe/flood HTTP/1.1\r\nHost: x\r\n\r\n")
 	testutil.WaitFor(t, "the stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	body := fmt.Sprintf(`{"data":%q}`, strings.Repeat("x", 8<<10))
 	for i := 0; srv.Stats().SlowConsumers == 0; i++ {
@@ -39,7 +33,7 @@ func TestCutSlowConsumerIsReset(t *testing.T) {
 	}
 	testutil.WaitFor(t, "the stalled stream to be closed", func() bool { return srv.Stats().TopicStreams == 0 })
 	_ = stalled.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err = io.Copy(io.Discard, stalled)
+	_, err := io.Copy(io.Discard, stalled)
 	if !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("reading the cut stream ended with %v; want ECONNRESET (SO_LINGER 0)", err)
 	}

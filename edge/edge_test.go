@@ -263,14 +263,8 @@ func TestSlowConsumer(t *testing.T) {
 	// The queue bound leaves a healthy reader headroom under the race detector; the small send buffer
 	// keeps the kernel from absorbing the whole flood for the stalled one.
 	srv := start(t, edge.Config{MaxQueueBytes: 512 << 10, SendBufferBytes: 16 << 10})
-	// A client with a tiny receive buffer that never reads.
-	d := net.Dialer{Control: func(_, _ string, rc syscallRawConn) error { return setRcvBuf(rc, 4096) }}
-	stalled, err := d.Dial("tcp", srv.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stalled := stalledStream(t, srv.addr, "/subscribe/flood")
 	defer stalled.Close()
-	fmt.Fprintf(stalled, "GET /subscribe/flood HTTP/1.1\r\nHost: x\r\n\r\n")
 
 	// The publisher keeps at most two windows ahead of the healthy readers, so they are never slow
 	// consumers themselves; a stalled client that held anyone up would stop a window from completing.

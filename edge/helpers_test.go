@@ -296,3 +296,16 @@ func secondStatus(t *testing.T, r *bufio.Reader) int {
 	fmt.Sscanf(line, "HTTP/1.1 %d", &status)
 	return status
 }
+
+// stalledStream opens a stream from a client with a tiny receive buffer that never reads: a slow
+// consumer.
+func stalledStream(t *testing.T, addr, path string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscallRawConn) error { return setRcvBuf(rc, 4096) }}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+	return c
+}
