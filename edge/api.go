@@ -374,7 +374,7 @@ func (s *Server) cors(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 func (s *Server) handlePreflight(ctx *fasthttp.RequestCtx) {
 	h := &ctx.Response.Header
 	h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, X-Authorization, X-User-ID")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, Last-Event-ID, X-Authorization, X-User-ID")
 	h.Set("Access-Control-Max-Age", "600")
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
