@@ -235,26 +235,7 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 	if masters < 3 {
 		t.Fatalf("redistest: a cluster needs at least 3 masters, got %d", masters)
 	}
-	server := lookBin(t, "redis-server")
-	cli := lookBin(t, "redis-cli")
-	dir := t.TempDir()
-	c := &Cluster{}
-	for range masters {
-		bus := freePort(t)
-		c.nodes = append(c.nodes, startServer(t, server, dir, func(port int) []string {
-			return []string{
-				"--cluster-enabled", "yes",
-				"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
-				"--cluster-port", strconv.Itoa(bus),
-				"--cluster-node-timeout", "5000",
-			}
-		}))
-	}
-	args := append([]string{"--cluster", "create"}, c.Addrs()...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
-	}
+	c := &Cluster{nodes: createCluster(t, masters, 0, 5000)}
 	// Slot assignment spreads over the cluster bus by gossip; there is no event to wait for, so
 	// poll every node until it sees the whole cluster as healthy.
 	deadline := time.Now().Add(clusterTimeout)
@@ -271,6 +252,37 @@ func StartCluster(t testing.TB, masters int) *Cluster {
 		}
 	}
 	return c
+}
+
+// createCluster starts masters*(1+replicas) cluster-enabled servers with the given
+// cluster-node-timeout (ms) and joins them with redis-cli --cluster create, the slots spread evenly
+// over the masters. Waiting for the cluster to be healthy is the caller's.
+func createCluster(t testing.TB, masters, replicas, nodeTimeoutMS int) []*Server {
+	t.Helper()
+	server := lookBin(t, "redis-server")
+	cli := lookBin(t, "redis-cli")
+	dir := t.TempDir()
+	var nodes []*Server
+	for range masters * (1 + replicas) {
+		bus := freePort(t)
+		nodes = append(nodes, startServer(t, server, dir, func(port int) []string {
+			return []string{
+				"--cluster-enabled", "yes",
+				"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
+				"--cluster-port", strconv.Itoa(bus),
+				"--cluster-node-timeout", strconv.Itoa(nodeTimeoutMS),
+			}
+		}))
+	}
+	args := []string{"--cluster", "create"}
+	for _, n := range nodes {
+		args = append(args, n.Addr())
+	}
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	return nodes
 }
 
 // Addrs are the masters' host:port addresses.

@@ -2,9 +2,6 @@ package redistest
 
 import (
 	"fmt"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -27,26 +24,7 @@ func StartClusterWithReplicas(t testing.TB, masters int) *ReplicatedCluster {
 	if masters < 3 {
 		t.Fatalf("redistest: a cluster needs at least 3 masters, got %d", masters)
 	}
-	server := lookBin(t, "redis-server")
-	cli := lookBin(t, "redis-cli")
-	dir := t.TempDir()
-	c := &ReplicatedCluster{}
-	for range 2 * masters {
-		bus := freePort(t)
-		c.nodes = append(c.nodes, startServer(t, server, dir, func(port int) []string {
-			return []string{
-				"--cluster-enabled", "yes",
-				"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)),
-				"--cluster-port", strconv.Itoa(bus),
-				"--cluster-node-timeout", strconv.Itoa(replicaNodeTimeout),
-			}
-		}))
-	}
-	args := append([]string{"--cluster", "create"}, c.Addrs()...)
-	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
-	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
-	}
+	c := &ReplicatedCluster{nodes: createCluster(t, masters, 1, replicaNodeTimeout)}
 	c.WaitHealthy(t)
 	for _, n := range c.nodes {
 		waitFor(t, clusterTimeout, n.Addr()+" in sync", func() (bool, string) {
