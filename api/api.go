@@ -1,6 +1,8 @@
-// Package api serves the function REST API over fasthttp: registering functions
-// (/admin/functions) and invoking them (/invoke/{name}), synchronously in the response or
-// asynchronously with the result delivered to a client's stream as a function_response event.
+// Package api is the HTTP API of a node over fasthttp. Core serves the node's own endpoints (streams,
+// publishing, token refreshes, health, connections, the status page); API serves functions: registering
+// them (/admin/functions) and invoking them (/invoke/{name}), synchronously in the response or
+// asynchronously with the result delivered to a client's stream as a function_response event. Auth is
+// applied where each route is registered (Auth), and Handler is the chain every request goes through.
 package api
 
 import (
@@ -33,10 +35,6 @@ const (
 // DeliverFunc puts one event on a client's stream, wherever the client is connected.
 type DeliverFunc func(ctx context.Context, clientID string, event string, data []byte) error
 
-// Middleware wraps the handler of one route (route is its pattern, "/invoke/{name}"), for auth,
-// metrics or logging added by the caller.
-type Middleware func(route string, next fasthttp.RequestHandler) fasthttp.RequestHandler
-
 // Config configures an API. Store and Invoker are required; Deliver is required for async invokes.
 type Config struct {
 	Store   registry.Store
@@ -55,8 +53,8 @@ type Config struct {
 	// CheckEndpoint, when set, vets every endpoint URL of a function at registration (the network
 	// guard); a refusal answers 400 endpoint_refused.
 	CheckEndpoint func(ctx context.Context, rawURL string) error
-	// Middleware, when set, wraps every route's handler.
-	Middleware Middleware
+	// Auth guards every route with the admin token.
+	Auth Auth
 	// Propagator reads the caller's trace context from request headers. Default: W3C trace
 	// context plus otel's global propagator.
 	Propagator propagation.TextMapPropagator
@@ -72,7 +70,7 @@ type API struct {
 	maxBody       int
 	maxTO         time.Duration
 	deliverT      time.Duration
-	mw            Middleware
+	auth          Auth
 	checkEndpoint func(ctx context.Context, rawURL string) error
 
 	// async invocations: a slot per invocation in flight, a context they all derive from (canceled
@@ -111,7 +109,7 @@ func New(cfg Config) (*API, error) {
 	}
 	return &API{
 		store: cfg.Store, inv: cfg.Invoker, deliver: cfg.Deliver, log: cfg.Logger, prop: cfg.Propagator,
-		maxBody: cfg.MaxBodyBytes, maxTO: cfg.MaxTimeout, deliverT: cfg.DeliverTimeout, mw: cfg.Middleware,
+		maxBody: cfg.MaxBodyBytes, maxTO: cfg.MaxTimeout, deliverT: cfg.DeliverTimeout, auth: cfg.Auth,
 		checkEndpoint: cfg.CheckEndpoint,
 		async:         bounded.New(cfg.MaxAsync),
 	}, nil
@@ -120,10 +118,7 @@ func New(cfg Config) (*API, error) {
 // Register mounts the routes on r.
 func (a *API) Register(r *router.Router) {
 	handle := func(method, route string, h fasthttp.RequestHandler) {
-		if a.mw != nil {
-			h = a.mw(route, h)
-		}
-		r.Handle(method, route, h)
+		r.Handle(method, route, a.auth.Admin(h))
 	}
 	handle(fasthttp.MethodPost, "/admin/functions", a.createFunction)
 	handle(fasthttp.MethodGet, "/admin/functions", a.listFunctions)

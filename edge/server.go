@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"runtime"
 	"strconv"
@@ -20,45 +19,38 @@ import (
 	"time"
 
 	"github.com/cloudwego/netpoll"
-	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
-	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/cors"
+	"github.com/sseedge/sseedge/internal/httpjson"
 	"github.com/sseedge/sseedge/metrics"
+	"github.com/sseedge/sseedge/node"
+	"github.com/sseedge/sseedge/transport"
 )
 
-// Config configures a Server. The zero value gives the defaults of DESIGN.md.
+// Config configures a Server. Node is required; the zero value of every other field gives the defaults
+// of DESIGN.md.
 type Config struct {
-	NodeID            string
-	HeartbeatInterval time.Duration // default 15s
-	HeadTimeout       time.Duration // a request head must arrive within this; default 10s
-	MaxHeadBytes      int           // default 8 KiB
-	MaxBodyBytes      int           // API request bodies; default 1 MiB
-	MaxQueueBytes     int           // unsent bytes a stream may hold before it is cut off; default 1 MiB
-	SendBufferBytes   int           // SO_SNDBUF of stream sockets: kernel memory per stream; 0 keeps the kernel's autotuning
-	WriteTimeout      time.Duration // a stalled stream with queued bytes is cut off after this; default 10s
-	APIIdleTimeout    time.Duration // keep-alive API connections; default 60s
-	Retry             time.Duration // the retry: hint of every stream; default 3s
-	ShutdownRetryMax  time.Duration // at shutdown, clients are told to come back within this, jittered; default 10s
-	CORSOrigins       []string      // allowed origins; default ["*"]
-	History           fanout.Config
-	TopicEngine       fanout.Engine // shared topics (Redis); nil keeps them on this node
-	ClientEngine      fanout.Engine // shared client streams (Redis); nil keeps them on this node
-	Directory         Directory     // which node holds which client, and every node's counts; nil: this node only
-	DirectoryInterval time.Duration // how often this node refreshes its directory entries; default 10s
+	Node              *node.Node              // the node whose hubs the streams read
+	Handler           fasthttp.RequestHandler // the HTTP API, for every request that is not a stream; nil: 404
+	HeartbeatInterval time.Duration           // default 15s
+	HeadTimeout       time.Duration           // a request head must arrive within this; default 10s
+	MaxHeadBytes      int                     // default 8 KiB
+	MaxBodyBytes      int                     // API request bodies; default 1 MiB
+	MaxQueueBytes     int                     // unsent bytes a stream may hold before it is cut off; default 1 MiB
+	SendBufferBytes   int                     // SO_SNDBUF of stream sockets: kernel memory per stream; 0 keeps the kernel's autotuning
+	WriteTimeout      time.Duration           // a stalled stream with queued bytes is cut off after this; default 10s
+	APIIdleTimeout    time.Duration           // keep-alive API connections; default 60s
+	Retry             time.Duration           // the retry: hint of every stream; default 3s
+	ShutdownRetryMax  time.Duration           // at shutdown, clients are told to come back within this, jittered; default 10s
+	CORS              cors.Policy             // origins allowed to open streams; zero value: any
 	Logger            *slog.Logger
 	Metrics           *metrics.Metrics // nil records nothing
-	AdminAuth         auth.AdminAuth   // admin and publish calls; zero value: open
-	MetricsAuth       auth.AdminAuth   // GET /metrics; zero value: open
-	StreamAuth        *auth.StreamAuth // stream tokens; nil: open
 	MaxStreamsPerIP   int              // 0: no bound
 	// MaxAPIConnsPerIP bounds the API connections one address holds open (each keeps a goroutine while
 	// it idles between requests); over it, 429. Default 256; negative: no bound.
 	MaxAPIConnsPerIP int
-	// HealthExtra adds fields to GET /admin/health (for example function health).
-	HealthExtra func(ctx context.Context) map[string]any
-	StatusExtra func(ctx context.Context) map[string]any // adds "extra" to the status snapshots of GET /admin/ (see StatusFunction)
 }
 
 func (c Config) withDefaults() Config {
@@ -73,7 +65,6 @@ func (c Config) withDefaults() Config {
 	def(&c.APIIdleTimeout, 60*time.Second)
 	def(&c.Retry, 3*time.Second)
 	def(&c.ShutdownRetryMax, 10*time.Second)
-	def(&c.DirectoryInterval, 10*time.Second)
 	if c.MaxHeadBytes <= 0 {
 		c.MaxHeadBytes = DefaultMaxHeadBytes
 	}
@@ -83,20 +74,13 @@ func (c Config) withDefaults() Config {
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 1 << 20
 	}
-	if !c.MetricsAuth.Enabled() && c.AdminAuth.Enabled() && c.StreamAuth.Enabled() {
-		c.MetricsAuth = c.AdminAuth // a node with both secrets listens beyond loopback: /metrics is not public
-	}
 	if c.MaxAPIConnsPerIP == 0 {
 		c.MaxAPIConnsPerIP = 256
 	}
-	if c.History.MaxFrameBytes == 0 { // a frame the node accepts always fits an empty queue
-		c.History.MaxFrameBytes = c.MaxQueueBytes
-	}
-	if len(c.CORSOrigins) == 0 {
-		c.CORSOrigins = []string{"*"}
-	}
-	if c.History.Budget == nil { // one history budget for the node: its topics and its clients
-		c.History.Budget = fanout.NewBudget(c.History)
+	if c.Handler == nil {
+		c.Handler = func(ctx *fasthttp.RequestCtx) {
+			httpjson.WriteError(ctx, fasthttp.StatusNotFound, "not_found", "no route for "+string(ctx.Method())+" "+string(ctx.Path()))
+		}
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -104,67 +88,65 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// Server is one edge node.
+// Server is the netpoll transport of one node: it accepts connections, reads request heads, holds
+// streams (writers, heartbeats, the slow-consumer policy) and hands every other request to fasthttp.
+// It knows nothing of what routes mean: openers (HandleStreams) decide what a stream reads.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	started  time.Time
-	router   *router.Router
-	fast     *fasthttp.Server
-	loop     netpoll.EventLoop
-	runq     *runQueue
-	topics   *fanout.Hub
-	clients  *fanout.Hub
-	conns    registry
-	heads    headReaper
-	tokens   tokenWatch
-	openers  []opener // paths other packages open streams on; set before Serve
-	perIP    ipLimiter
-	apiPerIP ipLimiter // API connections per address
-	// sharedHeads are the stream response heads without CORS headers and with the wildcard ones.
-	sharedHeads [2]*fanout.Frame
+	cfg     Config
+	log     *slog.Logger
+	node    *node.Node
+	wire    wire
+	fast    *fasthttp.Server
+	loop    netpoll.EventLoop
+	runq    *runQueue
+	conns   registry
+	heads   headReaper
+	tokens  tokenWatch
+	openers openers // paths whose GET requests the transport reads itself; set before Serve
+	perIP   ipLimiter
+	apiIP   ipLimiter // API connections per address
 
-	draining atomic.Bool
-	drained  chan struct{} // signalled when draining and the last stream is gone
-	stop     chan struct{}
-	bg       sync.WaitGroup
-	nextID   atomic.Uint64
+	startOnce sync.Once
+	draining  atomic.Bool
+	drained   chan struct{} // signalled when draining and the last stream is gone
+	stop      chan struct{}
+	bg        sync.WaitGroup
+	nextID    atomic.Uint64
+	hooksMu   sync.Mutex
+	hooks     []func(context.Context) // RegisterOnShutdown, run in order before streams are told to go
+	shutOnce  sync.Once
+	shutErr   error
 
-	open            [kindCount]atomic.Int64
+	open            [transport.KindCount]atomic.Int64
 	opened          atomic.Uint64
 	heartbeatFrames atomic.Uint64 // heartbeat frames built: one per tick, whatever the stream count
 	slowConsumers   atomic.Uint64
 	framesBytes     atomic.Uint64
 	framesSent      atomic.Uint64
-	published       atomic.Uint64 // events accepted by publish calls
 }
 
-// New builds a server and starts its writers and heartbeat timer; Shutdown stops them.
+// New builds a server; nothing runs until Serve.
 func New(cfg Config) (*Server, error) {
+	if cfg.Node == nil {
+		return nil, errors.New("edge: Config.Node is required")
+	}
 	cfg = cfg.withDefaults()
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		started: time.Now(),
-		router:  newRouter(),
+		node:    cfg.Node,
+		wire:    newWire(cfg),
 		runq:    newRunQueue(),
-		topics:  fanout.NewHub(withEngine(cfg.History, cfg.TopicEngine)),
-		clients: fanout.NewHub(withEngine(cfg.History, cfg.ClientEngine)),
 		drained: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
 	s.conns.init()
 	s.heads.init()
 	s.perIP.max = cfg.MaxStreamsPerIP
-	s.apiPerIP.max = cfg.MaxAPIConnsPerIP
-	s.sharedHeads[0] = s.buildStreamHead("")
-	if s.corsAny() {
-		s.sharedHeads[1] = s.buildStreamHead("*")
-	}
-	s.routes()
+	s.apiIP.max = cfg.MaxAPIConnsPerIP
 	s.fast = &fasthttp.Server{
-		Handler:                       s.apiHandler(),
-		ErrorHandler:                  s.fastError,
+		Handler:                       cfg.Handler,
+		ErrorHandler:                  s.wire.fastError,
 		Name:                          "sseedge",
 		ReadTimeout:                   cfg.HeadTimeout,
 		WriteTimeout:                  cfg.WriteTimeout,
@@ -186,41 +168,14 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("edge: event loop: %w", err)
 	}
 	s.loop = loop
-	workers := max(2, runtime.GOMAXPROCS(0))
-	for range workers {
-		s.bg.Go(func() { (&writer{srv: s}).run(s.runq) })
-	}
-	s.bg.Go(s.tick)
-	if cfg.Directory != nil {
-		s.bg.Go(s.directoryLoop)
-	}
+	cfg.Node.AttachTransport(s)
 	return s, nil
 }
 
-// newRouter is a router that never redirects by itself: its redirects are absolute URLs built from the
-// client's Host header. Routes that want a redirect answer with a relative Location.
-func newRouter() *router.Router {
-	r := router.New()
-	r.RedirectTrailingSlash, r.RedirectFixedPath = false, false
-	return r
-}
-
-// apiHandler is the chain every API request goes through: the path is made canonical before the guard
-// and the router read it, so both see the same path.
-func (s *Server) apiHandler() fasthttp.RequestHandler {
-	return s.countRejections(s.cors(s.canonical(s.guard(s.router.Handler))))
-}
-
-func withEngine(c fanout.Config, e fanout.Engine) fanout.Config {
-	c.Engine = e
-	return c
-}
-
-// Router is the API router; other packages add their routes to it before Serve.
-func (s *Server) Router() *router.Router { return s.router }
-
-// Serve accepts connections on ln until Shutdown.
+// Serve accepts connections on ln until Shutdown, starting the server's writers and its heartbeat timer
+// on its first call.
 func (s *Server) Serve(ln net.Listener) error {
+	s.start()
 	err := s.loop.Serve(ln)
 	if err != nil && s.draining.Load() {
 		return nil
@@ -228,17 +183,46 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting, tells every stream to come back later (a jittered retry: so a fleet does not
-// reconnect at once), closes streams once that is written, finishes API requests in flight, and stops
-// the server's goroutines. It returns ctx's error if the drain did not finish in time; everything is
-// closed either way.
+// start runs the writers and the timer, once; Shutdown waits for them.
+func (s *Server) start() {
+	s.startOnce.Do(func() {
+		workers := max(2, runtime.GOMAXPROCS(0))
+		for range workers {
+			s.bg.Go(func() { (&writer{srv: s}).run(s.runq) })
+		}
+		s.bg.Go(s.tick)
+	})
+}
+
+// RegisterOnShutdown adds a hook that Shutdown runs, in the order added, before it tells streams to go:
+// work that still delivers to streams (async results in flight) finishes first. Hooks get Shutdown's ctx.
+func (s *Server) RegisterOnShutdown(hook func(ctx context.Context)) {
+	s.hooksMu.Lock()
+	s.hooks = append(s.hooks, hook)
+	s.hooksMu.Unlock()
+}
+
+// Shutdown stops accepting new work, runs the shutdown hooks, tells every stream to come back later (a
+// jittered retry: so a fleet does not reconnect at once), closes streams once that is written, finishes
+// API requests in flight, and stops the server's goroutines. It returns ctx's error if the drain did not
+// finish in time; everything is closed either way. Later calls wait for the first and return its result.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.draining.Swap(true) {
-		return errors.New("edge: already shut down")
+	s.shutOnce.Do(func() { s.shutErr = s.shutdown(ctx) })
+	return s.shutErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.start() // so that the writers drain the goodbyes even if Serve never ran
+	s.hooksMu.Lock()
+	hooks := s.hooks
+	s.hooksMu.Unlock()
+	for _, hook := range hooks {
+		hook(ctx)
 	}
+	s.draining.Store(true)
 	// Walk a snapshot: closing a stream runs its cleanup, which takes the registry's locks.
 	for _, st := range s.conns.snapshot() {
-		st.sendLast(s.goodbyeFrame(st.held))
+		st.sendLast(s.wire.goodbye(st.held))
 	}
 	var drainErr error
 	if s.conns.len() > 0 {
@@ -262,18 +246,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.runq.close()
 	s.bg.Wait()
 	return drainErr
-}
-
-func (s *Server) goodbyeFrame(held bool) *fanout.Frame {
-	ms := s.cfg.Retry.Milliseconds() + rand.Int64N(max(1, s.cfg.ShutdownRetryMax.Milliseconds()))
-	b := make([]byte, 0, 96)
-	b = append(b, "retry: "...)
-	b = strconv.AppendInt(b, ms, 10)
-	b = append(b, '\n')
-	if held { // other protocols' clients (MCP) take any event for theirs: say it in a comment
-		return &fanout.Frame{Bytes: append(b, ": node shutting down\n\n"...)}
-	}
-	return &fanout.Frame{Bytes: fanout.AppendFrame(b, "", "shutdown", fmt.Appendf(nil, `{"reason":"node shutting down","retry_ms":%d}`, ms))}
 }
 
 // connState is what the edge knows of a connection before and after its first request head. It is also
@@ -302,8 +274,8 @@ func (s *Server) onConnect(ctx context.Context, conn netpoll.Connection) context
 }
 
 // onRequest runs when a connection has input and no onRequest is running for it. The first request
-// decides the connection's fate: a stream request is parsed here and held; anything else goes to
-// fasthttp once its head is complete. It never waits for input: what has arrived of a head is kept
+// decides the connection's fate: a GET on an opener's path is parsed here and held; anything else goes
+// to fasthttp once its head is complete. It never waits for input: what has arrived of a head is kept
 // (headReaper) and the handler returns, to be called again when more comes, so a client that sends its
 // head slowly (or never finishes it) holds no goroutine; the reaper closes it at the head deadline.
 func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
@@ -340,8 +312,8 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 		}
 		return nil
 	}
-	if !isStreamRequest(buf) && !s.isOpenerRequest(buf) {
-		if len(buf) < len(streamPrefixTopic) && bytes.IndexByte(buf, '\n') < 0 {
+	if !s.openers.match(buf) {
+		if len(buf) < s.openers.longest && bytes.IndexByte(buf, '\n') < 0 {
 			return later() // too short to tell
 		}
 		end := headEnd(buf)
@@ -351,7 +323,7 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 		if end > 0 && bareLF(buf[:end]) {
 			s.heads.remove(conn)
 			consumed()
-			s.rejectRaw(conn, "", &apiError{status: fasthttp.StatusBadRequest, code: "bad_request", msg: errBareLF.Error()})
+			s.wire.reject(conn, "", &apiError{status: fasthttp.StatusBadRequest, code: "bad_request", msg: errBareLF.Error()})
 			return nil
 		}
 		var prefix []byte
@@ -372,57 +344,33 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 		if errors.Is(err, errHeadTooLarge) {
 			e.status, e.code = fasthttp.StatusRequestHeaderFieldsTooLarge, "head_too_large"
 		}
-		s.rejectRaw(conn, "", e)
+		s.wire.reject(conn, "", e)
 		return nil
 	}
 	consumed() // the head, and anything after it, which a stream client has no business sending
 	st.mode.Store(modeStream)
-	if head.path, err = canonicalPath(head.path); err != nil {
-		s.rejectRaw(conn, head.get("Origin"), &apiError{status: fasthttp.StatusBadRequest, code: "bad_path", msg: err.Error()})
-		return nil
-	}
-	if open := s.openerFor(head.path); open != nil && !isStreamRequest(buf) {
-		s.openForOpener(conn, open, &head)
-		return nil
-	}
-	req, aerr := s.parseStreamRequest(head.method, head.path, head.rawQuery, head.get)
-	if aerr != nil {
-		s.rejectRaw(conn, head.get("Origin"), aerr)
-		return nil
-	}
-	s.openStream(conn, req)
-	return nil
-}
-
-const (
-	streamPrefixClient = "GET /sse/"
-	streamPrefixTopic  = "GET /subscribe/"
-)
-
-func isStreamRequest(b []byte) bool {
-	return bytes.HasPrefix(b, []byte(streamPrefixClient)) || bytes.HasPrefix(b, []byte(streamPrefixTopic))
-}
-
-// openForOpener holds a stream whose path another package owns, or answers its refusal.
-func (s *Server) openForOpener(conn netpoll.Connection, open StreamOpener, head *requestHead) {
 	origin := head.get("Origin")
-	if origin != "" && !s.originAllowed(origin) {
-		s.rejectRaw(conn, origin, &apiError{fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed"})
-		return
+	if head.path, err = transport.CanonicalPath(head.path); err != nil {
+		s.wire.reject(conn, origin, &apiError{status: fasthttp.StatusBadRequest, code: "bad_path", msg: err.Error()})
+		return nil
 	}
-	spec, refusal := open(context.Background(), StreamRequest{Path: head.path, RawQuery: head.rawQuery, Header: head.get, Remote: remoteIP(conn)})
+	open := s.openers.find(head.path)
+	if open == nil { // the raw path matched a prefix its canonical form does not
+		s.wire.reject(conn, origin, &apiError{status: fasthttp.StatusNotFound, code: "not_found", msg: "no such stream"})
+		return nil
+	}
+	if origin != "" && !s.cfg.CORS.Allowed(origin) {
+		s.wire.reject(conn, origin, &apiError{fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed"})
+		return nil
+	}
+	spec, refusal := open(context.Background(), transport.Request{Path: head.path, RawQuery: head.rawQuery, Header: head.get, Remote: remoteIP(conn)})
 	if refusal != nil {
-		s.cfg.Metrics.RequestRejected(rejectReason(refusal.Status))
-		s.writeRaw(conn, origin, refusal.Status, refusal.ContentType, refusal.Body)
-		return
+		s.cfg.Metrics.RequestRejected(metrics.RejectReasonOf(refusal.Status))
+		s.wire.write(conn, origin, refusal.Status, refusal.ContentType, refusal.Body)
+		return nil
 	}
-	req, aerr := heldStream(spec, head.get)
-	if aerr != nil {
-		req.refused()
-		s.rejectRaw(conn, origin, aerr)
-		return
-	}
-	s.openStream(conn, req)
+	s.openStream(conn, origin, spec)
+	return nil
 }
 
 func (s *Server) dropHead(conn netpoll.Connection, err error) error {
@@ -455,28 +403,58 @@ func (s *Server) serveAPI(conn netpoll.Connection, st *connState, prefix []byte)
 	s.heads.remove(conn)
 	st.mode.Store(modeAPI)
 	ip := remoteIP(conn)
-	if !s.apiPerIP.acquire(ip) {
-		s.rejectRaw(conn, "", &apiError{fasthttp.StatusTooManyRequests, "too_many_connections", "too many API connections from this address"})
+	if !s.apiIP.acquire(ip) {
+		s.wire.reject(conn, "", &apiError{fasthttp.StatusTooManyRequests, "too_many_connections", "too many API connections from this address"})
 		return
 	}
-	defer s.apiPerIP.release(ip)
+	defer s.apiIP.release(ip)
 	_ = conn.SetReadTimeout(0) // fasthttp sets its own deadlines
 	if err := s.fast.ServeConn(&apiConn{Connection: conn, state: st, prefix: prefix}); err != nil {
 		s.log.Debug("api connection ended", "remote", conn.RemoteAddr(), "err", redactHead(err.Error()))
 	}
 }
 
+// HoldStream answers ctx, a request that reached the API on a keep-alive connection, with the stream
+// spec describes: fasthttp hands the connection back by hijacking. The API's stream routes and MCP call
+// it after their own opener said yes.
+func (s *Server) HoldStream(ctx *fasthttp.RequestCtx, spec transport.Spec) {
+	refuse := func(status int, code, msg string) {
+		if spec.OnClose != nil {
+			go spec.OnClose()
+		}
+		httpjson.WriteError(ctx, status, code, msg)
+	}
+	ac, ok := ctx.Conn().(*apiConn)
+	if !ok {
+		refuse(fasthttp.StatusInternalServerError, "internal", "stream on a foreign connection")
+		return
+	}
+	origin := string(ctx.Request.Header.Peek("Origin"))
+	if origin != "" && !s.cfg.CORS.Allowed(origin) {
+		refuse(fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed")
+		return
+	}
+	ac.state.mode.Store(modeStream)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(net.Conn) { s.openStream(ac.Connection, origin, spec) })
+}
+
 // openStream answers a stream request and holds the connection.
-func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
+func (s *Server) openStream(conn netpoll.Connection, origin string, spec transport.Spec) {
+	refused := func() {
+		if spec.OnClose != nil {
+			go spec.OnClose()
+		}
+	}
 	fdConn, ok := conn.(interface{ Fd() int })
 	if !ok {
-		req.refused()
+		refused()
 		conn.Close()
 		return
 	}
 	if !s.perIP.acquire(remoteIP(conn)) {
-		req.refused()
-		s.rejectRaw(conn, req.origin, &apiError{fasthttp.StatusTooManyRequests, "too_many_streams", "too many streams from this address"})
+		refused()
+		s.wire.reject(conn, origin, &apiError{fasthttp.StatusTooManyRequests, "too_many_streams", "too many streams from this address"})
 		return
 	}
 	st := &stream{
@@ -484,12 +462,12 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 		conn:   conn,
 		fd:     int32(fdConn.Fd()),
 		id:     s.nextID.Add(1),
-		kind:   req.kind,
-		key:    req.key,
-		meta:   req.meta,
+		kind:   spec.Kind,
+		key:    spec.Key,
+		meta:   spec.Meta,
 		opened: uint32(time.Now().Unix()),
-		held:   req.first != nil,
-		onEnd:  req.onClose,
+		held:   spec.First != nil,
+		onEnd:  spec.OnClose,
 	}
 	_ = conn.SetReadTimeout(0)
 	if s.cfg.SendBufferBytes > 0 {
@@ -498,7 +476,7 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 	s.conns.add(st)
 	s.open[st.kind].Add(1)
 	s.opened.Add(1)
-	s.cfg.Metrics.ConnOpened(st.kind.metric())
+	s.cfg.Metrics.ConnOpened(kindMetric(st.kind))
 	_ = conn.AddCloseCallback(func(netpoll.Connection) error { st.cleanup(); return nil })
 	if !conn.IsActive() { // closed before the callback was added: it will not run
 		st.cleanup()
@@ -506,38 +484,25 @@ func (s *Server) openStream(conn netpoll.Connection, req streamRequest) {
 	}
 	// The head is queued but not written until the subscription is in place: a client that has seen
 	// the head may publish at once and must receive it.
-	head := s.streamHead(req.origin)
+	head := s.wire.streamHead(origin)
 	switch {
-	case req.first != nil:
+	case spec.First != nil:
 		// The retry hint goes into the first event rather than being an event of its own: clients of
 		// other protocols (MCP's HTTP+SSE) require their first event to be theirs. Heads are shared:
 		// copy, never append to one.
-		b := make([]byte, 0, len(head.Bytes)+len(req.first))
+		b := make([]byte, 0, len(head.Bytes)+len(spec.First))
 		b = append(b, head.Bytes[:len(head.Bytes)-1]...) // without the blank line that ends the hint
-		st.hold(&fanout.Frame{Bytes: append(b, req.first...)})
-	case req.kind == kindClient:
+		st.hold(&fanout.Frame{Bytes: append(b, spec.First...)})
+	case spec.Kind == transport.Client:
 		st.hold(head)
-		st.hold(s.connectedFrame(req.key))
+		st.hold(s.wire.connected(spec.Key))
 	default:
 		st.hold(head)
 	}
-	st.exp.Store(req.exp) // once the head is queued: an expiry found by the sweep must follow it
-	sub, replay := s.hub(req.kind).Subscribe(req.key, st, req.resume, req.lastEventID)
-	st.attach(sub)
+	st.exp.Store(spec.Expires) // once the head is queued: an expiry found by the sweep must follow it
+	st.attach(s.node.Subscribe(spec.Kind, spec.Key, st, spec.LastEventID))
 	s.runq.push(st)
 	s.tokens.watch(st, time.Now())
-	s.cfg.Metrics.EventsReplayed(replay.Frames)
-	if replay.Reset {
-		s.cfg.Metrics.StreamReset()
-		s.log.Debug("resume gap", "stream", req.kind.String(), "key", req.key, "last_event_id", req.lastEventID)
-	}
-}
-
-func (s *Server) hub(k streamKind) *fanout.Hub {
-	if k == kindTopic {
-		return s.topics
-	}
-	return s.clients
 }
 
 // forget drops a closed stream from the registry.
@@ -545,7 +510,7 @@ func (s *Server) forget(st *stream, reason closeReason) {
 	s.conns.remove(st)
 	s.perIP.release(remoteIP(st.conn))
 	s.open[st.kind].Add(-1)
-	s.cfg.Metrics.ConnClosed(st.kind.metric(), reason.metric())
+	s.cfg.Metrics.ConnClosed(kindMetric(st.kind), reason.metric())
 	s.log.Debug("stream closed", "id", st.id, "kind", st.kind.String(), "reason", reason.String())
 	if s.draining.Load() && s.conns.len() == 0 {
 		select {
@@ -555,9 +520,8 @@ func (s *Server) forget(st *stream, reason closeReason) {
 	}
 }
 
-// tick sends heartbeats and sweeps histories on one timer, and closes connections whose head is late.
+// tick sends heartbeats on one timer, and closes connections whose head or token is late.
 func (s *Server) tick() {
-	s.bg.Go(s.statusLoop) // status snapshots for GET /admin/; tick holds a bg count, so Add cannot race Wait
 	hb := time.NewTicker(s.cfg.HeartbeatInterval)
 	defer hb.Stop()
 	reap := time.NewTicker(min(time.Second, s.cfg.HeadTimeout/2))
@@ -568,9 +532,6 @@ func (s *Server) tick() {
 			return
 		case now := <-hb.C:
 			s.heartbeat(now)
-			s.topics.Sweep(now)
-			s.clients.Sweep(now)
-			s.observeHistory()
 		case now := <-reap.C:
 			s.heads.reap(now)
 			s.tokens.due(now)
@@ -607,30 +568,29 @@ func (s *Server) cutSlowConsumer() {
 	s.cfg.Metrics.SlowConsumer()
 }
 
-// Stats is a snapshot of the node's streams and counters.
-type Stats struct {
-	ClientStreams   int64
-	TopicStreams    int64
-	Opened          uint64
-	HeartbeatFrames uint64
-	SlowConsumers   uint64
-	BytesSent       uint64
-	FramesSent      uint64
-	Published       uint64
-}
-
 // Stats returns current counts.
-func (s *Server) Stats() Stats {
-	return Stats{
-		ClientStreams:   s.open[kindClient].Load(),
-		TopicStreams:    s.open[kindTopic].Load(),
+func (s *Server) Stats() transport.Stats {
+	return transport.Stats{
+		ClientStreams:   s.open[transport.Client].Load(),
+		TopicStreams:    s.open[transport.Topic].Load(),
 		Opened:          s.opened.Load(),
 		HeartbeatFrames: s.heartbeatFrames.Load(),
 		SlowConsumers:   s.slowConsumers.Load(),
 		BytesSent:       s.framesBytes.Load(),
 		FramesSent:      s.framesSent.Load(),
-		Published:       s.published.Load(),
+		Draining:        s.draining.Load(),
 	}
+}
+
+// Connections lists the held streams, in no order.
+func (s *Server) Connections() []transport.Conn {
+	all := s.conns.snapshot()
+	out := make([]transport.Conn, len(all))
+	for i, st := range all {
+		out[i] = transport.Conn{ID: st.id, Kind: st.kind, Key: st.key, Meta: st.meta, Remote: st.conn.RemoteAddr().String(),
+			Opened: time.Unix(int64(st.opened), 0)}
+	}
+	return out
 }
 
 // fastLogger routes fasthttp's log lines to slog.

@@ -11,26 +11,12 @@ import (
 
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/metrics"
+	"github.com/sseedge/sseedge/transport"
 )
 
-// streamKind says which hub a stream reads.
-type streamKind uint8
-
-const (
-	kindClient streamKind = iota // GET /sse/{clientId}
-	kindTopic                    // GET /subscribe/{topic...}
-	kindCount
-)
-
-func (k streamKind) String() string {
-	if k == kindTopic {
-		return "topic"
-	}
-	return "sse"
-}
-
-func (k streamKind) metric() metrics.Kind {
-	if k == kindTopic {
+// kindMetric is a stream kind's label in metrics.
+func kindMetric(k transport.Kind) metrics.Kind {
+	if k == transport.Topic {
 		return metrics.KindTopic
 	}
 	return metrics.KindSSE
@@ -94,7 +80,7 @@ type stream struct {
 
 	fd      int32
 	cleaned atomic.Bool
-	kind    streamKind
+	kind    transport.Kind
 	held    bool // held for another package (HoldStream): heartbeats go as comments, not events
 	// Guarded by mu (packed here, with the other small fields, to keep the struct in a smaller size class).
 	writing bool // a writer owns the socket; the stream is in the run queue or being written
@@ -366,7 +352,7 @@ func (s *stream) cleanup() {
 	s.pending, s.spare, s.queued = nil, nil, 0
 	s.mu.Unlock()
 	if sub != nil {
-		s.srv.hub(s.kind).Unsubscribe(sub)
+		s.srv.node.Unsubscribe(s.kind, sub)
 	}
 	s.srv.forget(s, reason)
 	if s.onEnd != nil {
@@ -383,6 +369,6 @@ func (s *stream) attach(sub *fanout.Subscription) {
 	}
 	s.mu.Unlock()
 	if gone {
-		s.srv.hub(s.kind).Unsubscribe(sub)
+		s.srv.node.Unsubscribe(s.kind, sub)
 	}
 }

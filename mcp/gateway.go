@@ -33,12 +33,12 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
-	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/internal/bounded"
 	"github.com/sseedge/sseedge/invoker"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/registry"
+	"github.com/sseedge/sseedge/transport"
 )
 
 // Defaults of Config.
@@ -63,10 +63,10 @@ const (
 	defaultSSEVersion        = "2024-11-05"
 )
 
-// Streams is what the gateway needs of the edge; *edge.Server implements it.
+// Streams is what the gateway needs of the node and the transport that holds its streams.
 type Streams interface {
 	// HoldStream answers ctx with the event stream spec describes.
-	HoldStream(ctx *fasthttp.RequestCtx, spec edge.StreamSpec)
+	HoldStream(ctx *fasthttp.RequestCtx, spec transport.Spec)
 	// PublishToClient sends an event to the stream held under key, wherever it is held.
 	PublishToClient(ctx context.Context, key, event string, data []byte) (string, error)
 	// OriginAllowed reports whether requests from a browser origin are allowed.
@@ -243,7 +243,7 @@ func (g *Gateway) function(ctx context.Context, rc *fasthttp.RequestCtx) (regist
 
 // lookup finds the MCP function called name, or the refusal to answer (404, or 503 when the registry
 // cannot be read).
-func (g *Gateway) lookup(ctx context.Context, name string) (registry.Function, *edge.Refusal) {
+func (g *Gateway) lookup(ctx context.Context, name string) (registry.Function, *transport.Refusal) {
 	fn, err := g.fns.Get(ctx, name)
 	switch {
 	case errors.Is(err, registry.ErrNotFound) || err == nil && !fn.MCP:
@@ -255,11 +255,11 @@ func (g *Gateway) lookup(ctx context.Context, name string) (registry.Function, *
 	return fn, nil
 }
 
-func refuse(status int, e *rpcError) *edge.Refusal {
-	return &edge.Refusal{Status: status, ContentType: "application/json", Body: e.encode()}
+func refuse(status int, e *rpcError) *transport.Refusal {
+	return &transport.Refusal{Status: status, ContentType: "application/json", Body: e.encode()}
 }
 
-func answer(rc *fasthttp.RequestCtx, r *edge.Refusal) {
+func answer(rc *fasthttp.RequestCtx, r *transport.Refusal) {
 	rc.SetStatusCode(r.Status)
 	rc.SetContentType(r.ContentType)
 	rc.SetBody(r.Body)
@@ -277,7 +277,7 @@ func (g *Gateway) session(ctx context.Context, rc *fasthttp.RequestCtx, fn regis
 
 // findSession finds the session id of fn on transport t, or the refusal to answer: 400 without an ID,
 // 404 for an unknown or ended one, 503 when the store cannot be read.
-func (g *Gateway) findSession(ctx context.Context, fn registry.Function, id string, t Transport) (Session, *edge.Refusal) {
+func (g *Gateway) findSession(ctx context.Context, fn registry.Function, id string, t Transport) (Session, *transport.Refusal) {
 	if id == "" {
 		what := HeaderSessionID + " header"
 		if t == TransportSSE {
@@ -306,7 +306,7 @@ func (g *Gateway) openSSE(rc *fasthttp.RequestCtx) { g.holdStream(rc) }
 func (g *Gateway) holdStream(rc *fasthttp.RequestCtx) {
 	rc.Response.Header.Set("Access-Control-Expose-Headers", HeaderSessionID)
 	header := func(name string) string { return string(rc.Request.Header.Peek(name)) }
-	spec, refusal := g.OpenStream(context.Background(), edge.StreamRequest{Path: string(rc.Path()), Header: header, Remote: remoteAddr(rc)})
+	spec, refusal := g.OpenStream(context.Background(), transport.Request{Path: string(rc.Path()), Header: header, Remote: remoteAddr(rc)})
 	if refusal != nil {
 		answer(rc, refusal)
 		return
@@ -319,22 +319,22 @@ func (g *Gateway) holdStream(rc *fasthttp.RequestCtx) {
 // names where to POST (each GET is a new session, so Last-Event-ID never resumes an unrelated stream).
 // GET /mcp/{fn} with Mcp-Session-Id opens a Streamable HTTP session's listening stream, resumable with
 // Last-Event-ID.
-func (g *Gateway) OpenStream(ctx context.Context, r edge.StreamRequest) (edge.StreamSpec, *edge.Refusal) {
+func (g *Gateway) OpenStream(ctx context.Context, r transport.Request) (transport.Spec, *transport.Refusal) {
 	rest, _ := strings.CutPrefix(r.Path, "/mcp/")
 	name, legacy := strings.CutSuffix(rest, "/sse")
 	if name == "" || strings.Contains(name, "/") {
-		return edge.StreamSpec{}, refuse(fasthttp.StatusNotFound, &rpcError{code: CodeBadRequest, message: "no such MCP route"})
+		return transport.Spec{}, refuse(fasthttp.StatusNotFound, &rpcError{code: CodeBadRequest, message: "no such MCP route"})
 	}
 	ctx = g.prop.Extract(ctx, propagation.HeaderCarrier{"Traceparent": {r.Header("traceparent")}})
 	fn, refusal := g.lookup(ctx, name)
 	if refusal != nil {
-		return edge.StreamSpec{}, refusal
+		return transport.Spec{}, refusal
 	}
 	if legacy {
 		s := Session{ID: NewSessionID(), Function: fn.Name, Transport: TransportSSE, CreatedAt: time.Now().UTC(), Source: SourceOf(r.Remote)}
 		if err := g.sessions.Create(ctx, s); err != nil {
 			g.log.Warn("creating session failed", "function", fn.Name, "err", err)
-			return edge.StreamSpec{}, refuse(fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
+			return transport.Spec{}, refuse(fasthttp.StatusServiceUnavailable, &rpcError{code: CodeInternalError, message: "session store unavailable"})
 		}
 		endpoint := "/mcp/" + fn.Name + "/messages?sessionId=" + s.ID // names are [A-Za-z0-9_-]: no escaping
 		g.leases.hold(s.ID)
@@ -347,16 +347,16 @@ func (g *Gateway) OpenStream(ctx context.Context, r edge.StreamRequest) (edge.St
 				g.log.Warn("ending session failed", "session", s.ID, "err", err)
 			}
 		}
-		return edge.StreamSpec{Key: StreamKey(s.ID), First: fanout.AppendFrame(nil, "", "endpoint", []byte(endpoint)), NoResume: true, OnClose: end}, nil
+		return transport.Spec{Kind: transport.Client, Key: StreamKey(s.ID), First: fanout.AppendFrame(nil, "", "endpoint", []byte(endpoint)), OnClose: end}, nil
 	}
 	if !acceptsHeader(r.Header(fasthttp.HeaderAccept), "text/event-stream") {
-		return edge.StreamSpec{}, refuse(fasthttp.StatusNotAcceptable, &rpcError{code: CodeBadRequest, message: "Not Acceptable: Accept must include text/event-stream"})
+		return transport.Spec{}, refuse(fasthttp.StatusNotAcceptable, &rpcError{code: CodeBadRequest, message: "Not Acceptable: Accept must include text/event-stream"})
 	}
 	s, refusal := g.findSession(ctx, fn, r.Header(HeaderSessionID), TransportStreamable)
 	if refusal != nil {
-		return edge.StreamSpec{}, refusal
+		return transport.Spec{}, refusal
 	}
-	return edge.StreamSpec{Key: StreamKey(s.ID), First: []byte(": mcp session stream\n\n")}, nil
+	return transport.Spec{Kind: transport.Client, Key: StreamKey(s.ID), First: []byte(": mcp session stream\n\n"), LastEventID: r.Header("Last-Event-ID")}, nil
 }
 
 // postSSE handles POST /mcp/{fn}/messages?sessionId=: 202 at once, the reply on the session's stream.

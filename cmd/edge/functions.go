@@ -6,16 +6,18 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/fasthttp/router"
+
 	"github.com/sseedge/sseedge/api"
-	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/invoker"
 	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/netguard"
+	"github.com/sseedge/sseedge/node"
 	"github.com/sseedge/sseedge/registry"
 )
 
-// functions is the function registry, the invoker and their API, wired to one edge.
+// functions is the function registry, the invoker and their API, wired to one node.
 type functions struct {
 	store  registry.Store
 	inv    *invoker.Invoker
@@ -45,24 +47,25 @@ func newFunctions(cfg *config, log *slog.Logger, m *metrics.Metrics, store regis
 	}, nil
 }
 
-// mount adds the function routes to srv, delivers async results to client streams, and starts the
-// periodic health checks.
-func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error {
+// mount adds the function and MCP routes to r, each behind the admin token where it needs one, with
+// async results and MCP replies published through streams. It starts the periodic health checks.
+func (f *functions) mount(r *router.Router, auth api.Auth, streams mcp.Streams, cfg *config, log *slog.Logger) (*mcp.Gateway, error) {
 	a, err := api.New(api.Config{
 		Store:   f.store,
 		Invoker: f.inv,
 		Deliver: func(ctx context.Context, clientID, event string, data []byte) error {
-			_, err := srv.PublishToClient(ctx, clientID, event, data)
+			_, err := streams.PublishToClient(ctx, clientID, event, data)
 			return err
 		},
 		Logger:        log,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		CheckEndpoint: f.policy.CheckURL,
+		Auth:          auth,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a.Register(srv.Router())
+	a.Register(r)
 	f.api = a
 	// MCP: functions registered with "mcp": true are MCP servers at /mcp/{name} (Streamable HTTP) and
 	// /mcp/{name}/sse (HTTP+SSE). Replies in flight are published before the streams are told to go.
@@ -70,13 +73,12 @@ func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error
 	if perSource == 0 {
 		perSource = -1 // no bound
 	}
-	gw, err := mcp.New(mcp.Config{Functions: f.store, Invoker: f.inv, Streams: srv, Sessions: f.sessions, Logger: log,
+	gw, err := mcp.New(mcp.Config{Functions: f.store, Invoker: f.inv, Streams: streams, Sessions: f.sessions, Logger: log,
 		MaxSessionsPerSource: perSource, Metrics: f.metrics})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	gw.Register(srv.Router())
-	srv.HandleStreams("/mcp/", gw.OpenStream) // MCP streams opened on a fresh connection skip fasthttp
+	gw.Register(r)
 	ctx, stop := context.WithCancel(context.Background())
 	f.stop = func() {
 		stop()
@@ -84,35 +86,37 @@ func (f *functions) mount(srv *edge.Server, cfg *config, log *slog.Logger) error
 		defer cancel()
 		_ = gw.Close(gctx)
 	}
-	return f.inv.StartHealthChecks(ctx, cfg.HealthInterval, f.store.List)
+	return gw, f.inv.StartHealthChecks(ctx, cfg.HealthInterval, f.store.List)
 }
 
 // health summarises function health for GET /admin/health. Load balancers probe it often, so it lists
-// through the client-side cache.
-func (f *functions) health(ctx context.Context) map[string]any {
-	fns, err := f.store.ListCached(ctx)
-	if err != nil {
-		return map[string]any{"functions": map[string]any{"error": err.Error()}}
-	}
-	unhealthy := []string{}
-	for _, fn := range fns {
-		if !f.inv.HealthFor(fn).Healthy {
-			unhealthy = append(unhealthy, fn.Name)
+// through the client-side cache. It never makes the node unfit: a function's trouble is its own.
+func (f *functions) health() api.HealthCheck {
+	return api.HealthCheck{Name: "functions", Check: func(ctx context.Context) (any, bool) {
+		fns, err := f.store.ListCached(ctx)
+		if err != nil {
+			return map[string]any{"error": err.Error()}, true
 		}
-	}
-	return map[string]any{"functions": map[string]any{"registered": len(fns), "unhealthy": unhealthy}}
+		unhealthy := []string{}
+		for _, fn := range fns {
+			if !f.inv.HealthFor(fn).Healthy {
+				unhealthy = append(unhealthy, fn.Name)
+			}
+		}
+		return map[string]any{"registered": len(fns), "unhealthy": unhealthy}, true
+	}}
 }
 
 // status lists functions with their breakers and counts for the status page (through the cache too).
-func (f *functions) status(ctx context.Context) map[string]any {
+func (f *functions) status(ctx context.Context) []node.StatusFunction {
 	fns, err := f.store.ListCached(ctx)
 	if err != nil {
 		return nil
 	}
-	rows := make([]edge.StatusFunction, 0, len(fns))
+	rows := make([]node.StatusFunction, 0, len(fns))
 	for _, fn := range fns {
 		h := f.inv.HealthFor(fn)
-		row := edge.StatusFunction{Name: fn.Name, Breaker: "closed", Invocations: h.Invocations, Failures: h.Failures}
+		row := node.StatusFunction{Name: fn.Name, Breaker: "closed", Invocations: h.Invocations, Failures: h.Failures}
 		for _, ep := range h.Endpoints {
 			if ep.BreakerState == "open" || (ep.BreakerState == "half-open" && row.Breaker == "closed") {
 				row.Breaker = ep.BreakerState
@@ -120,7 +124,7 @@ func (f *functions) status(ctx context.Context) map[string]any {
 		}
 		rows = append(rows, row)
 	}
-	return map[string]any{"functions": rows}
+	return rows
 }
 
 // close finishes async invocations in flight (their results are delivered) and stops the invoker.

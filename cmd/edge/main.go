@@ -22,12 +22,15 @@ import (
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 
+	"github.com/sseedge/sseedge/api"
 	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/fanout/redisengine"
+	"github.com/sseedge/sseedge/internal/cors"
 	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/metrics"
+	"github.com/sseedge/sseedge/node"
 )
 
 // config is every setting of a node, with its defaults.
@@ -182,37 +185,53 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer fns.close(context.WithoutCancel(ctx))
 
+	origins := cors.New(splitList(cfg.CORSOrigins))
+	n := node.New(node.Config{
+		NodeID: cfg.NodeID,
+		History: fanout.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, HistoryMaxBytes: cfg.HistoryMaxBytes,
+			HistoryMaxStreams: cfg.HistoryMaxStreams, MaxFrameBytes: cfg.MaxQueueBytes}, // a frame the node accepts always fits an empty queue
+		TopicEngine:     st.topics,
+		ClientEngine:    st.clients,
+		Directory:       st.directory,
+		SweepInterval:   cfg.HeartbeatInterval,
+		StatusFunctions: fns.status,
+		Logger:          log,
+		Metrics:         m,
+	})
+	defer n.Close()
+	streamAuth := auth.NewStreamAuth([]byte(cfg.TokenSecret))
+	guard := api.NewAuth(auth.NewAdminAuth(cfg.AdminToken), auth.NewAdminAuth(cfg.MetricsToken), streamAuth)
+	r := api.NewRouter(log)
 	srv, err := edge.New(edge.Config{
-		NodeID:            cfg.NodeID,
+		Node:              n,
+		Handler:           api.Handler(r, origins, m),
 		HeartbeatInterval: cfg.HeartbeatInterval,
 		MaxQueueBytes:     cfg.MaxQueueBytes,
 		MaxBodyBytes:      cfg.MaxBodyBytes,
 		SendBufferBytes:   cfg.SendBuffer,
-		CORSOrigins:       splitList(cfg.CORSOrigins),
-		History:           fanout.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, HistoryMaxBytes: cfg.HistoryMaxBytes, HistoryMaxStreams: cfg.HistoryMaxStreams},
+		CORS:              origins,
 		Logger:            log,
 		Metrics:           m,
-		AdminAuth:         auth.NewAdminAuth(cfg.AdminToken),
-		MetricsAuth:       auth.NewAdminAuth(cfg.MetricsToken),
-		StreamAuth:        auth.NewStreamAuth([]byte(cfg.TokenSecret)),
 		MaxStreamsPerIP:   cfg.MaxStreamsPerIP,
 		MaxAPIConnsPerIP:  apiConnBound(cfg.MaxAPIConnsPerIP),
-		HealthExtra:       mergeHealth(fns.health, st.health),
-		TopicEngine:       st.topics,
-		ClientEngine:      st.clients,
-		Directory:         st.directory,
-		StatusExtra:       fns.status,
 	})
 	if err != nil {
 		return err
 	}
-	st.start(ctx, log)
-	if err := fns.mount(srv, &cfg, log); err != nil {
+	core := api.NewCore(api.CoreConfig{Node: n, Auth: guard, StreamAuth: streamAuth, CORS: origins, State: st.name(),
+		Health: append([]api.HealthCheck{fns.health()}, st.health()...), Logger: log, Metrics: m})
+	core.Register(r)
+	core.Attach(srv)
+	gw, err := fns.mount(r, guard, mcpStreams{Node: n, Server: srv, origins: origins}, &cfg, log)
+	if err != nil {
 		_ = srv.Shutdown(ctx)
 		return fmt.Errorf("functions: %w", err)
 	}
-	srv.Router().GET("/debug/vars", fasthttpadaptor.NewFastHTTPHandler(expvar.Handler()))
-	srv.Router().GET("/debug/pprof/{profile}", func(ctx *fasthttp.RequestCtx) {
+	srv.HandleStreams("/mcp/", gw.OpenStream) // MCP streams opened on a fresh connection skip fasthttp
+	// Async results in flight reach their streams before the streams are told to go.
+	srv.RegisterOnShutdown(fns.close)
+	r.GET("/debug/vars", guard.Admin(fasthttpadaptor.NewFastHTTPHandler(expvar.Handler())))
+	r.GET("/debug/pprof/{profile}", guard.Admin(func(ctx *fasthttp.RequestCtx) {
 		switch name := userValue(ctx, "profile"); name {
 		case "profile": // CPU, for ?seconds=
 			fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Profile)(ctx)
@@ -221,8 +240,10 @@ func run(ctx context.Context, args []string) error {
 		default:
 			fasthttpadaptor.NewFastHTTPHandler(pprof.Handler(name))(ctx)
 		}
-	})
-	srv.Router().GET("/metrics", metrics.Handler(reg))
+	}))
+	r.GET("/metrics", guard.Metrics(metrics.Handler(reg)))
+	st.start(ctx, log)
+	n.Start()
 
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -244,8 +265,7 @@ func run(ctx context.Context, args []string) error {
 	log.Info("shutting down", "drain_timeout", cfg.DrainTimeout)
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
-	fns.close(drainCtx) // async results in flight reach their streams before the streams are told to go
-	if err := srv.Shutdown(drainCtx); err != nil {
+	if err := srv.Shutdown(drainCtx); err != nil { // runs fns.close first
 		log.Warn("shutdown", "err", err)
 	}
 	<-served
@@ -258,18 +278,15 @@ func userValue(ctx *fasthttp.RequestCtx, name string) string {
 	return v
 }
 
-// mergeHealth joins the health reports of several parts.
-func mergeHealth(parts ...func(context.Context) map[string]any) func(context.Context) map[string]any {
-	return func(ctx context.Context) map[string]any {
-		out := map[string]any{}
-		for _, p := range parts {
-			for k, v := range p(ctx) {
-				out[k] = v
-			}
-		}
-		return out
-	}
+// mcpStreams is what the MCP gateway needs: the node publishes and ends client streams, the transport
+// holds them, and the CORS policy vets browser origins.
+type mcpStreams struct {
+	*node.Node
+	*edge.Server
+	origins cors.Policy
 }
+
+func (s mcpStreams) OriginAllowed(origin string) bool { return s.origins.Allowed(origin) }
 
 // raiseFileLimit lifts the soft open-file limit to the hard one: every held stream is a file.
 func raiseFileLimit() (uint64, error) {

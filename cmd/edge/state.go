@@ -8,12 +8,13 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/api"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/fanout/redisengine"
 	"github.com/sseedge/sseedge/internal/redisx"
 	"github.com/sseedge/sseedge/mcp"
 	"github.com/sseedge/sseedge/metrics"
+	"github.com/sseedge/sseedge/node"
 	"github.com/sseedge/sseedge/registry"
 )
 
@@ -23,7 +24,7 @@ type state struct {
 	store     registry.Store
 	topics    fanout.Engine // nil in memory
 	clients   fanout.Engine // nil in memory
-	directory edge.Directory
+	directory node.Directory
 	sessions  mcp.SessionStore // nil: the MCP gateway's own, in memory
 	engine    *redisengine.Engine
 	client    rueidis.Client
@@ -80,26 +81,34 @@ func (s *state) start(ctx context.Context, log *slog.Logger) {
 	log.Info("sharing state through redis")
 }
 
+// name is where the state lives, for GET /admin/health.
+func (s *state) name() string {
+	if s.engine == nil {
+		return "memory"
+	}
+	return "redis"
+}
+
 // health reports the bus as the engine's liveness probe last saw it, for GET /admin/health: it costs
 // Redis nothing, and it is down while Redis refuses writes or a subscription has gone quiet, which a
-// PING would not show. Down sets "status", which makes the answer 503 so a load balancer drains the
-// node while it stays so.
-func (s *state) health(context.Context) map[string]any {
+// PING would not show. Down makes the answer 503 (status redis_down) so a load balancer drains the node
+// while it stays so. In memory there is nothing to report.
+func (s *state) health() []api.HealthCheck {
 	if s.engine == nil {
-		return map[string]any{"state": "memory"}
+		return nil
 	}
-	bus := s.engine.Bus()
-	redis := map[string]any{"status": "up", "since": bus.Since.UTC().Format(time.RFC3339)}
-	out := map[string]any{"state": "redis", "redis": redis}
-	if !bus.Up {
-		redis["status"] = "down"
-		redis["failed_partitions"] = bus.Failed
-		if bus.Err != nil {
-			redis["error"] = bus.Err.Error()
+	return []api.HealthCheck{{Name: "redis", Check: func(context.Context) (any, bool) {
+		bus := s.engine.Bus()
+		redis := map[string]any{"status": "up", "since": bus.Since.UTC().Format(time.RFC3339)}
+		if !bus.Up {
+			redis["status"] = "down"
+			redis["failed_partitions"] = bus.Failed
+			if bus.Err != nil {
+				redis["error"] = bus.Err.Error()
+			}
 		}
-		out["status"] = "redis_down"
-	}
-	return out
+		return redis, bus.Up
+	}}}
 }
 
 // redis is the node's Redis settings as the client factory takes them.

@@ -1,4 +1,4 @@
-package edge
+package transport
 
 import (
 	"slices"
@@ -15,14 +15,14 @@ func FuzzParseGrant(f *testing.F) {
 	f.Add([]byte("12\n\n/a"))
 	f.Add([]byte("12\n/a\r"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		exp, topics, err := parseGrant(b)
+		exp, topics, err := ParseGrant(b)
 		if err != nil {
 			return
 		}
-		if exp == 0 || len(topics) > maxGrantTopics {
+		if exp == 0 || len(topics) > MaxGrantTopics {
 			t.Fatalf("parsed %q to deadline %d, %d topics", b, exp, len(topics))
 		}
-		again, topics2, err := parseGrant(appendGrant(nil, exp, topics))
+		again, topics2, err := ParseGrant(AppendGrant(nil, exp, topics))
 		if err != nil || again != exp || !slices.Equal(topics, topics2) {
 			t.Fatalf("%q: %d %q does not round-trip: %d %q %v", b, exp, topics, again, topics2, err)
 		}
@@ -31,12 +31,12 @@ func FuzzParseGrant(f *testing.F) {
 
 func TestGrantRoundTrip(t *testing.T) {
 	for _, topics := range [][]string{nil, {"/pets"}, {"/", "*", "/a/b"}} {
-		exp, got, err := parseGrant(appendGrant(nil, 1796188473, topics))
+		exp, got, err := ParseGrant(AppendGrant(nil, 1796188473, topics))
 		if err != nil || exp != 1796188473 || !slices.Equal(got, topics) {
 			t.Errorf("%q: %d %q %v", topics, exp, got, err)
 		}
 	}
-	if !grantCovers([]string{"/pets"}, []string{"/pets/dogs"}) || grantCovers([]string{"/pets"}, []string{"/cars"}) || !grantCovers(nil, nil) {
-		t.Error("grantCovers")
+	if !GrantCovers([]string{"/pets"}, []string{"/pets/dogs"}) || GrantCovers([]string{"/pets"}, []string{"/cars"}) || !GrantCovers(nil, nil) {
+		t.Error("GrantCovers")
 	}
 }

@@ -1,8 +1,10 @@
-package edge
+package node
 
 import (
 	"context"
 	"time"
+
+	"github.com/sseedge/sseedge/transport"
 )
 
 // Directory records which node holds which client stream and every node's stream counts, so that a
@@ -18,36 +20,32 @@ type Directory interface {
 
 // directoryLoop refreshes this node's entries in the directory every interval; entries of a node that
 // stops refreshing (it died) expire after three intervals.
-func (s *Server) directoryLoop() {
-	interval := s.cfg.DirectoryInterval
+func (n *Node) directoryLoop() {
+	interval := n.cfg.DirectoryInterval
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		s.refreshDirectory(3 * interval)
+		n.refreshDirectory(3 * interval)
 		select {
-		case <-s.stop:
+		case <-n.stop:
 			return
 		case <-t.C:
 		}
 	}
 }
 
-func (s *Server) refreshDirectory(ttl time.Duration) {
+func (n *Node) refreshDirectory(ttl time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), ttl/3)
 	defer cancel()
 	var ids []string
-	s.conns.each(func(st *stream) {
-		if st.kind == kindClient {
-			ids = append(ids, st.key)
-		}
-	})
-	st := s.Stats()
+	n.hubs[transport.Client].EachSubscribed(func(key string) { ids = append(ids, key) })
+	st := n.TransportStats()
 	counts := map[string]int64{"sse": st.ClientStreams, "topic": st.TopicStreams}
-	if err := s.cfg.Directory.Refresh(ctx, s.cfg.NodeID, ids); err != nil {
-		s.log.Warn("directory refresh failed", "err", err)
+	if err := n.cfg.Directory.Refresh(ctx, n.cfg.NodeID, ids); err != nil {
+		n.log.Warn("directory refresh failed", "err", err)
 		return
 	}
-	if err := s.cfg.Directory.ReportCounts(ctx, s.cfg.NodeID, counts, ttl); err != nil {
-		s.log.Warn("directory counts failed", "err", err)
+	if err := n.cfg.Directory.ReportCounts(ctx, n.cfg.NodeID, counts, ttl); err != nil {
+		n.log.Warn("directory counts failed", "err", err)
 	}
 }
