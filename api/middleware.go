@@ -30,7 +30,9 @@ func NewAuth(admin, metricsToken auth.AdminAuth, streams *auth.StreamAuth) Auth 
 }
 
 // Admin wraps h so that it runs only for a request with the admin token.
-func (a Auth) Admin(h fasthttp.RequestHandler) fasthttp.RequestHandler { return require(a.AdminToken, h, false) }
+func (a Auth) Admin(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return require(a.AdminToken, h, false)
+}
 
 // Metrics wraps h (GET /metrics) so that it runs only with the metrics token.
 func (a Auth) Metrics(h fasthttp.RequestHandler) fasthttp.RequestHandler {

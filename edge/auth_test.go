@@ -11,7 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sseedge/sseedge/auth"
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
 )
 
 const adminToken = "admin-secret-token"
@@ -19,7 +19,7 @@ const adminToken = "admin-secret-token"
 var tokenSecret = []byte("stream-token-secret")
 
 func securedServer(t *testing.T) *testServer {
-	return start(t, edge.Config{
+	return start(t, teststack.Config{
 		AdminAuth:   auth.NewAdminAuth(adminToken),
 		MetricsAuth: auth.NewAdminAuth("metrics-token"),
 		StreamAuth:  auth.NewStreamAuth(tokenSecret),
@@ -160,7 +160,7 @@ func TestStreamAuthOnKeepAlive(t *testing.T) {
 }
 
 func TestStreamsPerIPLimit(t *testing.T) {
-	srv := start(t, edge.Config{MaxStreamsPerIP: 3})
+	srv := start(t, teststack.Config{MaxStreamsPerIP: 3})
 	for range 3 {
 		c, _ := rawStream(t, srv.addr, "/subscribe/lim")
 		defer c.Close()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/node"
+	"github.com/sseedge/sseedge/transport"
 )
 
 // benchEdge is a server whose streams are in-process structs writing to /dev/null: the whole delivery
@@ -23,19 +25,20 @@ type benchEdge struct {
 
 func newBenchEdge(tb testing.TB, n int, register bool) *benchEdge {
 	tb.Helper()
-	srv, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), HeartbeatInterval: time.Hour})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := New(Config{Node: node.New(node.Config{Logger: log}), Logger: log, HeartbeatInterval: time.Hour})
 	if err != nil {
 		tb.Fatal(err)
 	}
+	srv.start()
 	fd, err := syscall.Open("/dev/null", syscall.O_WRONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	e := &benchEdge{Server: srv, devNull: fd}
 	for range n {
-		st := &stream{srv: srv, fd: int32(fd), id: srv.nextID.Add(1), kind: kindTopic, key: "/bench"}
-		sub, _ := srv.topics.Subscribe("/bench", st, false, "")
-		st.attach(sub)
+		st := &stream{srv: srv, fd: int32(fd), id: srv.nextID.Add(1), kind: transport.Topic, key: "/bench"}
+		st.attach(srv.node.Subscribe(transport.Topic, "/bench", st, ""))
 		if register {
 			srv.conns.add(st)
 		}
@@ -43,7 +46,7 @@ func newBenchEdge(tb testing.TB, n int, register bool) *benchEdge {
 	}
 	tb.Cleanup(func() {
 		for _, st := range e.streams {
-			srv.topics.Unsubscribe(st.sub)
+			srv.node.Unsubscribe(transport.Topic, st.sub)
 			srv.conns.remove(st)
 		}
 		_ = srv.Shutdown(context.Background())
@@ -69,7 +72,7 @@ var benchData = []byte(`{"t":1,"seq":1}`)
 func (e *benchEdge) publish(tb testing.TB) {
 	frameLen := uint64(len(fanout.AppendFrame(nil, "1", "", benchData)))
 	want := e.framesBytes.Load() + frameLen*uint64(len(e.streams))
-	if _, n, err := e.topics.Publish(context.Background(), "/bench", fanout.Event{ID: "1", Data: benchData}); err != nil || n != len(e.streams) {
+	if _, n, err := e.node.Publish(context.Background(), transport.Topic, "/bench", fanout.Event{ID: "1", Data: benchData}); err != nil || n != len(e.streams) {
 		tb.Fatalf("publish: %d subscribers, %v", n, err)
 	}
 	e.waitWritten(tb, want)

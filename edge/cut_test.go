@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
 	"github.com/sseedge/sseedge/internal/testutil"
 )
 
@@ -18,7 +18,7 @@ import (
 // with its send buffer full against a client that never reads. The client sees ECONNRESET, not the
 // rest of the data and then EOF.
 func TestCutSlowConsumerIsReset(t *testing.T) {
-	srv := start(t, edge.Config{MaxQueueBytes: 64 << 10, SendBufferBytes: 16 << 10})
+	srv := start(t, teststack.Config{MaxQueueBytes: 64 << 10, SendBufferBytes: 16 << 10})
 	stalled := stalledStream(t, srv.addr, "/subscribe/flood")
 	defer stalled.Close()
 	testutil.WaitFor(t, "the stream", func() bool { return srv.Stats().TopicStreams == 1 })

@@ -20,11 +20,13 @@ import (
 
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/teststack"
 	"github.com/sseedge/sseedge/internal/testutil"
+	"github.com/sseedge/sseedge/transport"
 )
 
 func TestHierarchicalTopics(t *testing.T) {
-	srv := start(t, edge.Config{})
+	srv := start(t, teststack.Config{})
 	pets := openSSE(t, srv.url+"/subscribe/pets", nil)
 	dogs := openSSE(t, srv.url+"/subscribe/pets/dogs", nil)
 	cats := openSSE(t, srv.url+"/subscribe/pets/cats", nil)
@@ -59,7 +61,7 @@ func TestHierarchicalTopics(t *testing.T) {
 }
 
 func TestClientStream(t *testing.T) {
-	srv := start(t, edge.Config{NodeID: "node-a"})
+	srv := start(t, teststack.Config{NodeID: "node-a"})
 	h := http.Header{"X-User-Id": {"u-42"}, "Origin": {"https://app.example"}}
 	alice := openSSE(t, srv.url+"/sse/alice?plan=pro", h)
 	bob := openSSE(t, srv.url+"/sse/bob", nil)
@@ -120,7 +122,7 @@ func TestClientStream(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
-	srv := start(t, edge.Config{NodeID: "node-h"})
+	srv := start(t, teststack.Config{NodeID: "node-h"})
 	openSSE(t, srv.url+"/subscribe/x", nil)
 	testutil.WaitFor(t, "one stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	resp, err := http.Get(srv.url + "/admin/health")
@@ -141,7 +143,7 @@ func TestHealth(t *testing.T) {
 
 // TestIdleStreamsCostNoGoroutines holds 2,000 streams and counts the goroutines they add.
 func TestIdleStreamsCostNoGoroutines(t *testing.T) {
-	srv := start(t, edge.Config{})
+	srv := start(t, teststack.Config{})
 	before := runtime.NumGoroutine()
 	const n = 2000
 	conns := make([]net.Conn, 0, n)
@@ -176,7 +178,7 @@ func TestIdleStreamsCostNoGoroutines(t *testing.T) {
 
 // TestHeartbeats checks that 500 idle streams all get heartbeats and that a tick builds one frame.
 func TestHeartbeats(t *testing.T) {
-	srv := start(t, edge.Config{HeartbeatInterval: 100 * time.Millisecond})
+	srv := start(t, teststack.Config{HeartbeatInterval: 100 * time.Millisecond})
 	const n = 500
 	startFrames := srv.Stats().HeartbeatFrames
 	began := time.Now()
@@ -209,7 +211,7 @@ func TestHeartbeats(t *testing.T) {
 }
 
 func TestResume(t *testing.T) {
-	srv := start(t, edge.Config{})
+	srv := start(t, teststack.Config{})
 	s := openSSE(t, srv.url+"/subscribe/feed", nil)
 	testutil.WaitFor(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	publish(t, srv, "/feed", "", "seen")
@@ -241,7 +243,7 @@ func TestResume(t *testing.T) {
 }
 
 func TestResumeEvictedGetsReset(t *testing.T) {
-	srv := start(t, edge.Config{History: fanout.Config{HistorySize: 10}})
+	srv := start(t, teststack.Config{History: fanout.Config{HistorySize: 10}})
 	first := publish(t, srv, "/r", "", "0")
 	for i := 1; i <= 20; i++ {
 		publish(t, srv, "/r", "", strconv.Itoa(i))
@@ -262,7 +264,7 @@ func TestResumeEvictedGetsReset(t *testing.T) {
 func TestSlowConsumer(t *testing.T) {
 	// The queue bound leaves a healthy reader headroom under the race detector; the small send buffer
 	// keeps the kernel from absorbing the whole flood for the stalled one.
-	srv := start(t, edge.Config{MaxQueueBytes: 512 << 10, SendBufferBytes: 16 << 10})
+	srv := start(t, teststack.Config{MaxQueueBytes: 512 << 10, SendBufferBytes: 16 << 10})
 	stalled := stalledStream(t, srv.addr, "/subscribe/flood")
 	defer stalled.Close()
 
@@ -362,7 +364,7 @@ func TestSlowConsumer(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
-	srv := start(t, edge.Config{MaxBodyBytes: 4096})
+	srv := start(t, teststack.Config{MaxBodyBytes: 4096})
 	cases := []struct {
 		name   string
 		req    string
@@ -410,7 +412,7 @@ func rawPost(path, body string) string {
 
 // TestSlowHeadIsClosed checks that a connection that never finishes its head is closed by the deadline.
 func TestSlowHeadIsClosed(t *testing.T) {
-	srv := start(t, edge.Config{HeadTimeout: 300 * time.Millisecond})
+	srv := start(t, teststack.Config{HeadTimeout: 300 * time.Millisecond})
 	for _, partial := range []string{"", "GET /subscribe/x HTTP/1.1\r\nHost:"} {
 		c, err := net.Dial("tcp", srv.addr)
 		if err != nil {
@@ -428,7 +430,7 @@ func TestSlowHeadIsClosed(t *testing.T) {
 
 // TestStreamOnKeepAliveConnection opens a stream on a connection that first served an API request.
 func TestStreamOnKeepAliveConnection(t *testing.T) {
-	srv := start(t, edge.Config{})
+	srv := start(t, teststack.Config{})
 	c, err := net.Dial("tcp", srv.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -454,14 +456,14 @@ func TestStreamOnKeepAliveConnection(t *testing.T) {
 
 func TestGracefulShutdown(t *testing.T) {
 	leakCheck(t)
-	srv, err := edge.New(edge.Config{Logger: quietLogger()})
+	srv, err := teststack.New(teststack.Config{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	ts := &testServer{Server: srv, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
+	ts := &testServer{Stack: srv, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
 	s := openSSE(t, ts.url+"/subscribe/bye", nil)
 	testutil.WaitFor(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	if err := srv.Shutdown(t.Context()); err != nil {
@@ -485,7 +487,7 @@ func TestGracefulShutdown(t *testing.T) {
 // TestLongStreamHeads: with netpoll's read buffer far smaller than a head (DefaultReadBufferSize), heads up
 // to MaxHeadBytes open streams, whether they arrive in one write or dribble in small pieces.
 func TestLongStreamHeads(t *testing.T) {
-	srv := start(t, edge.Config{})
+	srv := start(t, teststack.Config{})
 	for i, size := range []int{edge.DefaultReadBufferSize - 40, 3000, edge.DefaultMaxHeadBytes - 100} {
 		head := "GET /subscribe/long HTTP/1.1\r\nHost: x\r\nCookie: "
 		head += strings.Repeat("c", size-len(head)-4) + "\r\n\r\n"
@@ -523,7 +525,7 @@ func TestLongStreamHeads(t *testing.T) {
 // drain deadline passes, and Shutdown must still close everything and return.
 func TestShutdownWithStalledStream(t *testing.T) {
 	leakCheck(t)
-	srv, err := edge.New(edge.Config{Logger: quietLogger(), SendBufferBytes: 4096, WriteTimeout: time.Minute})
+	srv, err := teststack.New(teststack.Config{Logger: quietLogger(), SendBufferBytes: 4096, WriteTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -539,7 +541,7 @@ func TestShutdownWithStalledStream(t *testing.T) {
 	defer stalled.Close()
 	fmt.Fprintf(stalled, "GET /subscribe/stall HTTP/1.1\r\nHost: x\r\n\r\n")
 	testutil.WaitFor(t, "the stream", func() bool { return srv.Stats().TopicStreams == 1 })
-	ts := &testServer{Server: srv, addr: addr, url: "http://" + addr}
+	ts := &testServer{Stack: srv, addr: addr, url: "http://" + addr}
 	big := strings.Repeat("x", 8000)
 	for range 40 { // far more than the socket buffers hold
 		publish(t, ts, "/stall", "", big)
@@ -568,12 +570,12 @@ func TestShutdownWithStalledStream(t *testing.T) {
 // for its own.
 func TestHeldStreamFraming(t *testing.T) {
 	leakCheck(t)
-	srv, err := edge.New(edge.Config{Logger: quietLogger(), HeartbeatInterval: 50 * time.Millisecond})
+	srv, err := teststack.New(teststack.Config{Logger: quietLogger(), HeartbeatInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Router().GET("/held", func(ctx *fasthttp.RequestCtx) {
-		srv.HoldStream(ctx, edge.StreamSpec{Key: "held-1", First: []byte("event: first\ndata: x\n\n")})
+		srv.HoldStream(ctx, transport.Spec{Key: "held-1", First: []byte("event: first\ndata: x\n\n")})
 	})
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	done := make(chan error, 1)

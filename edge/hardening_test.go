@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/sseedge/sseedge/auth"
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
 )
 
 // TestMalformedHeadsAreNotEchoed: a head fasthttp cannot parse is answered without its contents, which
@@ -29,7 +29,7 @@ func TestMalformedHeadsAreNotEchoed(t *testing.T) {
 // 400 as soon as it is whole, on API and stream paths alike; before, an API head waited for the 10 s
 // head timeout (here 5 minutes, so a wait shows as the client's read deadline passing).
 func TestBareLFHeadsAreRefusedAtOnce(t *testing.T) {
-	srv := start(t, edge.Config{HeadTimeout: 5 * time.Minute})
+	srv := start(t, teststack.Config{HeadTimeout: 5 * time.Minute})
 	for _, req := range []string{
 		"POST /publish/t HTTP/1.1\nHost: x\nContent-Length: 2\n\n{}",
 		"GET /subscribe/t HTTP/1.1\nHost: x\n\n",
@@ -50,7 +50,7 @@ func TestBareLFHeadsAreRefusedAtOnce(t *testing.T) {
 // TestAPIConnectionsPerAddressAreBounded: each idle keep-alive API connection holds a goroutine, so one
 // address may hold only so many; the next is refused with 429 and closed.
 func TestAPIConnectionsPerAddressAreBounded(t *testing.T) {
-	srv := start(t, edge.Config{MaxAPIConnsPerIP: 2})
+	srv := start(t, teststack.Config{MaxAPIConnsPerIP: 2})
 	var held []net.Conn
 	for range 2 {
 		c, r := dialRaw(t, srv.addr, "GET /admin/health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -83,7 +83,7 @@ func TestAPIConnectionsPerAddressAreBounded(t *testing.T) {
 
 // TestRedirectsAreRelative: no Location is built from the Host header.
 func TestRedirectsAreRelative(t *testing.T) {
-	srv := start(t, edge.Config{})
+	srv := start(t, teststack.Config{})
 	for _, path := range []string{"/admin", "/admin/health/", "/ADMIN/health"} {
 		c, r := dialRaw(t, srv.addr, "GET "+path+" HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n")
 		resp, err := http.ReadResponse(r, nil)
@@ -100,7 +100,7 @@ func TestRedirectsAreRelative(t *testing.T) {
 // TestMetricsNeedATokenOnceSecured: with both secrets set the node listens beyond loopback, so /metrics
 // takes the admin token when no metrics token is set.
 func TestMetricsNeedATokenOnceSecured(t *testing.T) {
-	srv := start(t, edge.Config{AdminAuth: auth.NewAdminAuth(adminToken), StreamAuth: auth.NewStreamAuth(tokenSecret)})
+	srv := start(t, teststack.Config{AdminAuth: auth.NewAdminAuth(adminToken), StreamAuth: auth.NewStreamAuth(tokenSecret)})
 	if status, _ := call(t, "GET", srv.url+"/metrics", "", ""); status != 401 {
 		t.Errorf("GET /metrics without a token: %d; want 401", status)
 	}

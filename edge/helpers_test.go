@@ -18,6 +18,7 @@ import (
 	sse "github.com/tmaxmax/go-sse"
 
 	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
 	"github.com/sseedge/sseedge/internal/testutil"
 )
 
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) {
 	if err := edge.ConfigureNetpoll(0); err != nil {
 		panic(err)
 	}
-	srv, err := edge.New(edge.Config{Logger: quietLogger()})
+	srv, err := teststack.New(teststack.Config{Logger: quietLogger()})
 	if err != nil {
 		panic(err)
 	}
@@ -54,18 +55,18 @@ func quietLogger() *slog.Logger {
 
 // testServer is a real edge on a loopback port.
 type testServer struct {
-	*edge.Server
+	*teststack.Stack
 	addr string // host:port
 	url  string
 }
 
-func start(t *testing.T, cfg edge.Config) *testServer {
+func start(t *testing.T, cfg teststack.Config) *testServer {
 	t.Helper()
 	return startWith(t, cfg, nil)
 }
 
 // startWith is start with a hook that runs before Serve (to add stream openers, say).
-func startWith(t *testing.T, cfg edge.Config, beforeServe func(*edge.Server)) *testServer {
+func startWith(t *testing.T, cfg teststack.Config, beforeServe func(*teststack.Stack)) *testServer {
 	t.Helper()
 	leakCheck(t)
 	if cfg.Logger == nil {
@@ -74,7 +75,7 @@ func startWith(t *testing.T, cfg edge.Config, beforeServe func(*edge.Server)) *t
 	if cfg.NodeID == "" {
 		cfg.NodeID = "test-node"
 	}
-	srv, err := edge.New(cfg)
+	srv, err := teststack.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func startWith(t *testing.T, cfg edge.Config, beforeServe func(*edge.Server)) *t
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &testServer{Server: srv, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
+	return &testServer{Stack: srv, addr: ln.Addr().String(), url: "http://" + ln.Addr().String()}
 }
 
 // leakCheck fails the test if it leaves goroutines behind; idle keep-alive connections of the default

@@ -9,8 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/teststack"
 	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/metrics"
 )
@@ -40,7 +40,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // every stream, freed only at the TTL (600 events of 1 MB held 624 MB).
 func TestHistoryBoundsEvictOldestWithReset(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	srv := start(t, edge.Config{
+	srv := start(t, teststack.Config{
 		History:           fanout.Config{HistoryMaxBytes: 1 << 20, HistoryMaxStreams: 50},
 		HeartbeatInterval: 50 * time.Millisecond,
 		Metrics:           metrics.New(reg),

@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
+	"github.com/sseedge/sseedge/transport"
 )
 
 // TestOpenerOnCloseRunsForRefusedStreams: a stream an opener said yes to runs its OnClose when it ends,
@@ -14,12 +15,12 @@ import (
 // opener's own state (MCP's session) never outlives a stream that was never held.
 func TestOpenerOnCloseRunsForRefusedStreams(t *testing.T) {
 	closed := make(chan string, 4)
-	open := func(_ context.Context, r edge.StreamRequest) (edge.StreamSpec, *edge.Refusal) {
+	open := func(_ context.Context, r transport.Request) (transport.Spec, *transport.Refusal) {
 		key := strings.TrimPrefix(r.Path, "/held/")
-		return edge.StreamSpec{Key: "held-" + key, First: []byte("event: hello\ndata: " + key + "\n\n"),
+		return transport.Spec{Key: "held-" + key, First: []byte("event: hello\ndata: " + key + "\n\n"),
 			OnClose: func() { closed <- key }}, nil
 	}
-	srv := startWith(t, edge.Config{MaxStreamsPerIP: 1}, func(s *edge.Server) { s.HandleStreams("/held/", open) })
+	srv := startWith(t, teststack.Config{MaxStreamsPerIP: 1}, func(s *teststack.Stack) { s.HandleStreams("/held/", open) })
 	held, r := rawStream(t, srv.addr, "/held/a")
 	defer held.Close()
 	if err := readUntil(r, "data: a"); err != nil {

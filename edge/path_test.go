@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sseedge/sseedge/auth"
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
 )
 
 // TestEncodedPathsCannotSkipTheGuard is the regression test of the publish bypass: paths whose decoded,
@@ -55,7 +55,7 @@ func TestEncodedPathsCannotSkipTheGuard(t *testing.T) {
 // TestPublishTopicsDecodeLikeSubscribeTopics: a percent-encoded topic names the same topic on both
 // sides (before, /publish/caf%C3%A9 published to the literal "/caf%C3%A9").
 func TestPublishTopicsDecodeLikeSubscribeTopics(t *testing.T) {
-	srv := start(t, edge.Config{AdminAuth: auth.NewAdminAuth(adminToken)})
+	srv := start(t, teststack.Config{AdminAuth: auth.NewAdminAuth(adminToken)})
 	s := openSSE(t, srv.url+"/subscribe/caf%C3%A9", nil)
 	defer s.close()
 	if status, code := call(t, "POST", srv.url+"/publish/caf%C3%A9", adminToken, `{"event":"menu","data":"x"}`); status != 200 {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
 	"github.com/sseedge/sseedge/internal/testutil"
 )
 
@@ -220,7 +220,7 @@ func receive100(t *testing.T, srv *testServer) time.Duration {
 // deadline) while a normal client subscribes and receives 100 events. No connection costs a goroutine,
 // whether it sent nothing or part of a head; the heap grows by less than heapPerConn a connection.
 func TestSlowlorisDoesNotStarveStreams(t *testing.T) {
-	srv := start(t, edge.Config{})
+	srv := start(t, teststack.Config{})
 	settle()
 	g0, h0, s0 := runtime.NumGoroutine(), heapInuse(), stackInuse()
 	sl, silentCost := startSlowloris(t, srv.addr)
@@ -265,7 +265,7 @@ func TestSlowlorisDoesNotStarveStreams(t *testing.T) {
 // goroutines and heap return to where they were.
 func TestSlowlorisClosedByHeadTimeout(t *testing.T) {
 	const headTimeout = time.Second
-	srv := start(t, edge.Config{HeadTimeout: headTimeout})
+	srv := start(t, teststack.Config{HeadTimeout: headTimeout})
 	settle()
 	g0, h0 := runtime.NumGoroutine(), heapInuse()
 	began := time.Now()

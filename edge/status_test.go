@@ -21,7 +21,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/sseedge/sseedge/auth"
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
+	"github.com/sseedge/sseedge/node"
 )
 
 // statusSnap is the part of a status snapshot the tests read.
@@ -38,12 +39,12 @@ type statusSnap struct {
 	Extra     map[string]any `json:"extra"`
 }
 
-// nextStatus reads the next snapshot from a stream of edge.StatusTopic.
+// nextStatus reads the next snapshot from a stream of node.StatusTopic.
 func nextStatus(t *testing.T, s *sseStream) statusSnap {
 	t.Helper()
 	ev := s.next(t)
-	if ev.Type != edge.StatusEvent {
-		t.Fatalf("status stream: event %q, want %q", ev.Type, edge.StatusEvent)
+	if ev.Type != node.StatusEvent {
+		t.Fatalf("status stream: event %q, want %q", ev.Type, node.StatusEvent)
 	}
 	var snap statusSnap
 	if err := json.Unmarshal([]byte(ev.Data), &snap); err != nil {
@@ -79,17 +80,19 @@ func statusGet(t *testing.T, url string) (*http.Response, string) {
 }
 
 func TestStatusPage(t *testing.T) {
-	srv := start(t, edge.Config{
-		NodeID:      "status-node",
-		StatusExtra: func(context.Context) map[string]any { return map[string]any{"region": "eu-1"} },
+	srv := start(t, teststack.Config{
+		NodeID: "status-node",
+		StatusFunctions: func(context.Context) []node.StatusFunction {
+			return []node.StatusFunction{{Name: "resize", Breaker: "closed", Invocations: 7}}
+		},
 	})
 
 	resp, body := statusGet(t, srv.url+"/admin/")
 	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /admin/: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	if edge.StatusTopic != "/_sseedge/status" || !strings.Contains(body, "'/subscribe/_sseedge/status'") || !strings.Contains(body, "new EventSource(") {
-		t.Fatalf("the page does not open an EventSource on /subscribe%s", edge.StatusTopic)
+	if node.StatusTopic != "/_sseedge/status" || !strings.Contains(body, "'/subscribe/_sseedge/status'") || !strings.Contains(body, "new EventSource(") {
+		t.Fatalf("the page does not open an EventSource on /subscribe%s", node.StatusTopic)
 	}
 	csp := resp.Header.Get("Content-Security-Policy")
 	if !strings.Contains(csp, "script-src 'sha256-") || strings.Contains(csp, "unsafe-inline") {
@@ -99,13 +102,13 @@ func TestStatusPage(t *testing.T) {
 		t.Fatal("the page must render data with textContent only")
 	}
 
-	status := openSSE(t, srv.url+"/subscribe"+edge.StatusTopic, nil)
+	status := openSSE(t, srv.url+"/subscribe"+node.StatusTopic, nil)
 	first := nextStatus(t, status)
 	if first.NodeID != "status-node" || first.Conns.Topic != 1 || first.Conns.SSE != 0 || first.T == 0 {
 		t.Fatalf("first snapshot %+v: want node status-node, the status stream itself as the one topic stream", first)
 	}
-	if first.Extra["region"] != "eu-1" {
-		t.Fatalf("StatusExtra missing from snapshot: %+v", first.Extra)
+	if fns, _ := first.Extra["functions"].([]any); len(fns) != 1 || fns[0].(map[string]any)["name"] != "resize" {
+		t.Fatalf("StatusFunctions missing from snapshot: %+v", first.Extra)
 	}
 
 	// Counts follow streams opening and closing, and publishes are counted.
@@ -120,14 +123,14 @@ func TestStatusPage(t *testing.T) {
 	statusUntil(t, status, "the two streams gone", func(s statusSnap) bool { return s.Conns.Topic == 1 && s.Conns.SSE == 0 })
 
 	// The status topic is the edge's own: nobody else may publish on it.
-	code, out := post(t, srv.url+"/publish"+edge.StatusTopic, `{"data":"spoof"}`)
+	code, out := post(t, srv.url+"/publish"+node.StatusTopic, `{"data":"spoof"}`)
 	if code != http.StatusForbidden {
 		t.Fatalf("publish to the status topic: %d %v", code, out)
 	}
 }
 
 func TestStatusPageAdminToken(t *testing.T) {
-	srv := start(t, edge.Config{AdminAuth: auth.NewAdminAuth("s3cret")})
+	srv := start(t, teststack.Config{AdminAuth: auth.NewAdminAuth("s3cret")})
 
 	if resp, body := statusGet(t, srv.url+"/admin/"); resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"code"`) {
 		t.Fatalf("GET /admin/ without token: %d %s", resp.StatusCode, body)
@@ -135,10 +138,10 @@ func TestStatusPageAdminToken(t *testing.T) {
 	if resp, _ := statusGet(t, srv.url+"/admin/?token=s3cret"); resp.StatusCode != 200 {
 		t.Fatalf("GET /admin/?token=: %d", resp.StatusCode)
 	}
-	if resp, _ := statusGet(t, srv.url+"/subscribe"+edge.StatusTopic); resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := statusGet(t, srv.url+"/subscribe"+node.StatusTopic); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("status stream without token: %d", resp.StatusCode)
 	}
-	status := openSSE(t, srv.url+"/subscribe"+edge.StatusTopic+"?token=s3cret", nil)
+	status := openSSE(t, srv.url+"/subscribe"+node.StatusTopic+"?token=s3cret", nil)
 	if snap := nextStatus(t, status); snap.Conns.Topic != 1 {
 		t.Fatalf("snapshot %+v", snap)
 	}
@@ -194,15 +197,15 @@ func TestStatusPageBrowser(t *testing.T) {
 	const nodeID = `edge-<b>7</b> & "co"`
 	const fnName = `<img src=x onerror="console.error('xss')">`
 	var calls atomic.Uint64
-	srv := start(t, edge.Config{
+	srv := start(t, teststack.Config{
 		NodeID:    nodeID,
 		AdminAuth: auth.NewAdminAuth("s3cret"), // the page must pass its ?token= on to its stream
-		StatusExtra: func(context.Context) map[string]any {
+		StatusFunctions: func(context.Context) []node.StatusFunction {
 			n := calls.Add(5)
-			return map[string]any{"functions": []edge.StatusFunction{
+			return []node.StatusFunction{
 				{Name: fnName, Breaker: "open", Invocations: n, Failures: n / 5},
 				{Name: "resize", Breaker: "closed", Invocations: 2 * n},
-			}}
+			}
 		},
 	})
 

@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sseedge/sseedge/auth"
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
 	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/metrics"
 )
@@ -23,7 +23,7 @@ import (
 // tokenServer is an edge with stream tokens that enforces exp to the second (no leeway), with metrics.
 func tokenServer(t *testing.T) (*testServer, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
-	return start(t, edge.Config{
+	return start(t, teststack.Config{
 		StreamAuth: auth.NewStreamAuth(tokenSecret, auth.WithLeeway(0)),
 		Metrics:    metrics.New(reg),
 	}), reg

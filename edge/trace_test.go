@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
 	"github.com/sseedge/sseedge/internal/testutil"
 )
 
@@ -58,7 +58,7 @@ func postTraced(t *testing.T, url, traceparent, body string) int {
 // failed publish is a span with error status.
 func TestPublishSpanContinuesCallerTrace(t *testing.T) {
 	rec := testutil.RecordSpans(t)
-	srv := start(t, edge.Config{})
+	srv := start(t, teststack.Config{})
 	sub := openSSE(t, srv.url+"/subscribe/pets", nil)
 	client := openSSE(t, srv.url+"/sse/alice", nil)
 	_ = client.next(t) // connected

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sseedge/sseedge/edge"
+	"github.com/sseedge/sseedge/internal/teststack"
 	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/invoker"
 	"github.com/sseedge/sseedge/mcp"
@@ -30,7 +30,7 @@ import (
 
 // TestMain starts netpoll's pollers once, so the goroutine counts taken by tests see only their own.
 func TestMain(m *testing.M) {
-	srv, err := edge.New(edge.Config{Logger: quiet()})
+	srv, err := teststack.New(teststack.Config{Logger: quiet()})
 	if err != nil {
 		panic(err)
 	}
@@ -124,7 +124,7 @@ func (f *functions) lastHeaders() http.Header {
 // harness is an edge wired as cmd/edge wires it, with the MCP gateway, on a loopback port.
 type harness struct {
 	url      string
-	srv      *edge.Server
+	srv      *teststack.Stack
 	gw       *mcp.Gateway
 	sessions *mcp.MemorySessionStore
 	store    *registry.MemoryStore
@@ -164,7 +164,7 @@ func start(t *testing.T, o options) *harness {
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 			return (&net.Dialer{Timeout: timeout}).Dial("tcp", addr)
 		}})
-	srv, err := edge.New(edge.Config{NodeID: "test-node", Logger: quiet(), HeartbeatInterval: o.heartbeat, CORSOrigins: o.origins})
+	srv, err := teststack.New(teststack.Config{NodeID: "test-node", Logger: quiet(), HeartbeatInterval: o.heartbeat, CORSOrigins: o.origins})
 	if err != nil {
 		t.Fatal(err)
 	}

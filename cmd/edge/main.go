@@ -5,12 +5,10 @@ package main
 import (
 	"context"
 	"errors"
-	"expvar"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -19,8 +17,6 @@ import (
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
-	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/sseedge/sseedge/api"
 	"github.com/sseedge/sseedge/auth"
@@ -230,18 +226,7 @@ func run(ctx context.Context, args []string) error {
 	srv.HandleStreams("/mcp/", gw.OpenStream) // MCP streams opened on a fresh connection skip fasthttp
 	// Async results in flight reach their streams before the streams are told to go.
 	srv.RegisterOnShutdown(fns.close)
-	r.GET("/debug/vars", guard.Admin(fasthttpadaptor.NewFastHTTPHandler(expvar.Handler())))
-	r.GET("/debug/pprof/{profile}", guard.Admin(func(ctx *fasthttp.RequestCtx) {
-		switch name := userValue(ctx, "profile"); name {
-		case "profile": // CPU, for ?seconds=
-			fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Profile)(ctx)
-		case "trace":
-			fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Trace)(ctx)
-		default:
-			fasthttpadaptor.NewFastHTTPHandler(pprof.Handler(name))(ctx)
-		}
-	}))
-	r.GET("/metrics", guard.Metrics(metrics.Handler(reg)))
+	api.RegisterOps(r, guard, metrics.Handler(reg))
 	st.start(ctx, log)
 	n.Start()
 
@@ -271,11 +256,6 @@ func run(ctx context.Context, args []string) error {
 	<-served
 	log.Info("stopped")
 	return nil
-}
-
-func userValue(ctx *fasthttp.RequestCtx, name string) string {
-	v, _ := ctx.UserValue(name).(string)
-	return v
 }
 
 // mcpStreams is what the MCP gateway needs: the node publishes and ends client streams, the transport
