@@ -1,7 +1,9 @@
-// Package edge holds Server-Sent Events connections on cloudwego/netpoll's epoll loop and serves the REST
-// API with fasthttp on the same port. A held stream costs a small struct and netpoll's per-connection
+// Package edge is the netpoll transport of a node: it holds Server-Sent Events connections on
+// cloudwego/netpoll's epoll loop and hands every other request on the same port to fasthttp (the API, a
+// fasthttp.RequestHandler it is given). A held stream costs a small struct and netpoll's per-connection
 // state: no goroutine, timer or channel. Frames are queued by reference and written in batches by a few
-// writer goroutines; heartbeats go out from one timer.
+// writer goroutines; heartbeats go out from one timer. What a stream reads is decided by openers
+// (transport.Opener) and the node core (node.Node) delivers to it; edge knows no routes.
 package edge
 
 import (
@@ -12,16 +14,13 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/cloudwego/netpoll"
 	"github.com/valyala/fasthttp"
 
-	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/internal/cors"
 	"github.com/sseedge/sseedge/internal/httpjson"
 	"github.com/sseedge/sseedge/metrics"
@@ -412,185 +411,6 @@ func (s *Server) serveAPI(conn netpoll.Connection, st *connState, prefix []byte)
 	if err := s.fast.ServeConn(&apiConn{Connection: conn, state: st, prefix: prefix}); err != nil {
 		s.log.Debug("api connection ended", "remote", conn.RemoteAddr(), "err", redactHead(err.Error()))
 	}
-}
-
-// HoldStream answers ctx, a request that reached the API on a keep-alive connection, with the stream
-// spec describes: fasthttp hands the connection back by hijacking. The API's stream routes and MCP call
-// it after their own opener said yes.
-func (s *Server) HoldStream(ctx *fasthttp.RequestCtx, spec transport.Spec) {
-	refuse := func(status int, code, msg string) {
-		if spec.OnClose != nil {
-			go spec.OnClose()
-		}
-		httpjson.WriteError(ctx, status, code, msg)
-	}
-	ac, ok := ctx.Conn().(*apiConn)
-	if !ok {
-		refuse(fasthttp.StatusInternalServerError, "internal", "stream on a foreign connection")
-		return
-	}
-	origin := string(ctx.Request.Header.Peek("Origin"))
-	if origin != "" && !s.cfg.CORS.Allowed(origin) {
-		refuse(fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed")
-		return
-	}
-	ac.state.mode.Store(modeStream)
-	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(net.Conn) { s.openStream(ac.Connection, origin, spec) })
-}
-
-// openStream answers a stream request and holds the connection.
-func (s *Server) openStream(conn netpoll.Connection, origin string, spec transport.Spec) {
-	refused := func() {
-		if spec.OnClose != nil {
-			go spec.OnClose()
-		}
-	}
-	fdConn, ok := conn.(interface{ Fd() int })
-	if !ok {
-		refused()
-		conn.Close()
-		return
-	}
-	if !s.perIP.acquire(remoteIP(conn)) {
-		refused()
-		s.wire.reject(conn, origin, &apiError{fasthttp.StatusTooManyRequests, "too_many_streams", "too many streams from this address"})
-		return
-	}
-	st := &stream{
-		srv:    s,
-		conn:   conn,
-		fd:     int32(fdConn.Fd()),
-		id:     s.nextID.Add(1),
-		kind:   spec.Kind,
-		key:    spec.Key,
-		meta:   spec.Meta,
-		opened: uint32(time.Now().Unix()),
-		held:   spec.First != nil,
-		onEnd:  spec.OnClose,
-	}
-	_ = conn.SetReadTimeout(0)
-	if s.cfg.SendBufferBytes > 0 {
-		_ = syscall.SetsockoptInt(int(st.fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, s.cfg.SendBufferBytes)
-	}
-	s.conns.add(st)
-	s.open[st.kind].Add(1)
-	s.opened.Add(1)
-	s.cfg.Metrics.ConnOpened(kindMetric(st.kind))
-	_ = conn.AddCloseCallback(func(netpoll.Connection) error { st.cleanup(); return nil })
-	if !conn.IsActive() { // closed before the callback was added: it will not run
-		st.cleanup()
-		return
-	}
-	// The head is queued but not written until the subscription is in place: a client that has seen
-	// the head may publish at once and must receive it.
-	head := s.wire.streamHead(origin)
-	switch {
-	case spec.First != nil:
-		// The retry hint goes into the first event rather than being an event of its own: clients of
-		// other protocols (MCP's HTTP+SSE) require their first event to be theirs. Heads are shared:
-		// copy, never append to one.
-		b := make([]byte, 0, len(head.Bytes)+len(spec.First))
-		b = append(b, head.Bytes[:len(head.Bytes)-1]...) // without the blank line that ends the hint
-		st.hold(&fanout.Frame{Bytes: append(b, spec.First...)})
-	case spec.Kind == transport.Client:
-		st.hold(head)
-		st.hold(s.wire.connected(spec.Key))
-	default:
-		st.hold(head)
-	}
-	st.exp.Store(spec.Expires) // once the head is queued: an expiry found by the sweep must follow it
-	st.attach(s.node.Subscribe(spec.Kind, spec.Key, st, spec.LastEventID))
-	s.runq.push(st)
-	s.tokens.watch(st, time.Now())
-}
-
-// forget drops a closed stream from the registry.
-func (s *Server) forget(st *stream, reason closeReason) {
-	s.conns.remove(st)
-	s.perIP.release(remoteIP(st.conn))
-	s.open[st.kind].Add(-1)
-	s.cfg.Metrics.ConnClosed(kindMetric(st.kind), reason.metric())
-	s.log.Debug("stream closed", "id", st.id, "kind", st.kind.String(), "reason", reason.String())
-	if s.draining.Load() && s.conns.len() == 0 {
-		select {
-		case s.drained <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// tick sends heartbeats on one timer, and closes connections whose head or token is late.
-func (s *Server) tick() {
-	hb := time.NewTicker(s.cfg.HeartbeatInterval)
-	defer hb.Stop()
-	reap := time.NewTicker(min(time.Second, s.cfg.HeadTimeout/2))
-	defer reap.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-hb.C:
-			s.heartbeat(now)
-		case now := <-reap.C:
-			s.heads.reap(now)
-			s.tokens.due(now)
-		}
-	}
-}
-
-// heartbeat builds one frame and queues it to every stream, one registry shard at a time.
-func (s *Server) heartbeat(now time.Time) {
-	frame := &fanout.Frame{Bytes: fanout.AppendFrame(nil, "", "heartbeat", strconv.AppendInt(nil, now.Unix(), 10))}
-	s.heartbeatFrames.Add(1)
-	var comment *fanout.Frame // built on the first held stream of the tick, then shared
-	s.conns.each(func(st *stream) {
-		if s.tokens.check(st, now) {
-			return // closed: its token expired
-		}
-		if !st.held {
-			st.keepAlive(frame)
-			return
-		}
-		// Other protocols' clients (MCP) may take any event for theirs: a comment keeps the line alive.
-		if comment == nil {
-			comment = &fanout.Frame{Bytes: append(strconv.AppendInt([]byte(": heartbeat "), now.Unix(), 10), '\n', '\n')}
-			s.heartbeatFrames.Add(1)
-		}
-		st.keepAlive(comment)
-	})
-	s.cfg.Metrics.ObserveHeartbeatBatch(time.Since(now))
-}
-
-// cutSlowConsumer counts a stream cut off for not reading.
-func (s *Server) cutSlowConsumer() {
-	s.slowConsumers.Add(1)
-	s.cfg.Metrics.SlowConsumer()
-}
-
-// Stats returns current counts.
-func (s *Server) Stats() transport.Stats {
-	return transport.Stats{
-		ClientStreams:   s.open[transport.Client].Load(),
-		TopicStreams:    s.open[transport.Topic].Load(),
-		Opened:          s.opened.Load(),
-		HeartbeatFrames: s.heartbeatFrames.Load(),
-		SlowConsumers:   s.slowConsumers.Load(),
-		BytesSent:       s.framesBytes.Load(),
-		FramesSent:      s.framesSent.Load(),
-		Draining:        s.draining.Load(),
-	}
-}
-
-// Connections lists the held streams, in no order.
-func (s *Server) Connections() []transport.Conn {
-	all := s.conns.snapshot()
-	out := make([]transport.Conn, len(all))
-	for i, st := range all {
-		out[i] = transport.Conn{ID: st.id, Kind: st.kind, Key: st.key, Meta: st.meta, Remote: st.conn.RemoteAddr().String(),
-			Opened: time.Unix(int64(st.opened), 0)}
-	}
-	return out
 }
 
 // fastLogger routes fasthttp's log lines to slog.

@@ -1,0 +1,120 @@
+package edge
+
+import (
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/httpjson"
+	"github.com/sseedge/sseedge/transport"
+)
+
+// HoldStream answers ctx, a request that reached the API on a keep-alive connection, with the stream
+// spec describes: fasthttp hands the connection back by hijacking. The API's stream routes and MCP call
+// it after their own opener said yes.
+func (s *Server) HoldStream(ctx *fasthttp.RequestCtx, spec transport.Spec) {
+	refuse := func(status int, code, msg string) {
+		if spec.OnClose != nil {
+			go spec.OnClose()
+		}
+		httpjson.WriteError(ctx, status, code, msg)
+	}
+	ac, ok := ctx.Conn().(*apiConn)
+	if !ok {
+		refuse(fasthttp.StatusInternalServerError, "internal", "stream on a foreign connection")
+		return
+	}
+	origin := string(ctx.Request.Header.Peek("Origin"))
+	if origin != "" && !s.cfg.CORS.Allowed(origin) {
+		refuse(fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed")
+		return
+	}
+	ac.state.mode.Store(modeStream)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(net.Conn) { s.openStream(ac.Connection, origin, spec) })
+}
+
+// openStream answers a stream request and holds the connection.
+func (s *Server) openStream(conn netpoll.Connection, origin string, spec transport.Spec) {
+	refused := func() {
+		if spec.OnClose != nil {
+			go spec.OnClose()
+		}
+	}
+	fdConn, ok := conn.(interface{ Fd() int })
+	if !ok {
+		refused()
+		conn.Close()
+		return
+	}
+	if !s.perIP.acquire(remoteIP(conn)) {
+		refused()
+		s.wire.reject(conn, origin, &apiError{fasthttp.StatusTooManyRequests, "too_many_streams", "too many streams from this address"})
+		return
+	}
+	st := &stream{
+		srv:    s,
+		conn:   conn,
+		fd:     int32(fdConn.Fd()),
+		id:     s.nextID.Add(1),
+		kind:   spec.Kind,
+		key:    spec.Key,
+		meta:   spec.Meta,
+		opened: uint32(time.Now().Unix()),
+		held:   spec.First != nil,
+		onEnd:  spec.OnClose,
+	}
+	_ = conn.SetReadTimeout(0)
+	if s.cfg.SendBufferBytes > 0 {
+		_ = syscall.SetsockoptInt(int(st.fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, s.cfg.SendBufferBytes)
+	}
+	s.conns.add(st)
+	s.open[st.kind].Add(1)
+	s.opened.Add(1)
+	s.cfg.Metrics.ConnOpened(kindMetric(st.kind))
+	_ = conn.AddCloseCallback(func(netpoll.Connection) error { st.cleanup(); return nil })
+	if !conn.IsActive() { // closed before the callback was added: it will not run
+		st.cleanup()
+		return
+	}
+	// The head is queued but not written until the subscription is in place: a client that has seen
+	// the head may publish at once and must receive it.
+	head := s.wire.streamHead(origin)
+	switch {
+	case spec.First != nil:
+		// The retry hint goes into the first event rather than being an event of its own: clients of
+		// other protocols (MCP's HTTP+SSE) require their first event to be theirs. Heads are shared:
+		// copy, never append to one.
+		b := make([]byte, 0, len(head.Bytes)+len(spec.First))
+		b = append(b, head.Bytes[:len(head.Bytes)-1]...) // without the blank line that ends the hint
+		st.hold(&fanout.Frame{Bytes: append(b, spec.First...)})
+	case spec.Kind == transport.Client:
+		st.hold(head)
+		st.hold(s.wire.connected(spec.Key))
+	default:
+		st.hold(head)
+	}
+	st.exp.Store(spec.Expires) // once the head is queued: an expiry found by the sweep must follow it
+	st.attach(s.node.Subscribe(spec.Kind, spec.Key, st, spec.LastEventID))
+	s.runq.push(st)
+	s.tokens.watch(st, time.Now())
+}
+
+// forget drops a closed stream from the registry.
+func (s *Server) forget(st *stream, reason closeReason) {
+	s.conns.remove(st)
+	s.perIP.release(remoteIP(st.conn))
+	s.open[st.kind].Add(-1)
+	s.cfg.Metrics.ConnClosed(kindMetric(st.kind), reason.metric())
+	s.log.Debug("stream closed", "id", st.id, "kind", st.kind.String(), "reason", reason.String())
+	if s.draining.Load() && s.conns.len() == 0 {
+		select {
+		case s.drained <- struct{}{}:
+		default:
+		}
+	}
+}
