@@ -7,14 +7,17 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel"
 
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/fanout/redisengine"
 	"github.com/sseedge/sseedge/internal/redisx"
 	"github.com/sseedge/sseedge/mcp"
+	"github.com/sseedge/sseedge/mcp/mcpredis"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/registry"
+	"github.com/sseedge/sseedge/registry/redisstore"
 )
 
 // state is where a node keeps what it shares: in memory when it runs alone (no REDIS_ADDR), in Redis
@@ -44,9 +47,11 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 	}
 	eng := redisengine.New(client, redisengine.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: log, Metrics: m,
 		ProbeInterval: cfg.RedisProbeEvery, ProbeTimeout: cfg.RedisProbeTimeout})
-	// The engine times and traces its own calls; the other parts share one instrumented view.
-	shared := registry.Instrument(client, m)
-	store := registry.NewRedisStore(shared, "sseedge", registry.WithOnCacheHit(func(hit bool) {
+	// The engine and the other parts share one instrumentation (internal/redisx): a span, a deadline
+	// and an observation of every call. The engine applies it per call; the others share one view of
+	// the client that does.
+	shared := redisx.Instrumentation{Tracer: otel.Tracer(redisx.TracerName), Observer: m, Timeout: redisstore.DefaultTimeout}.Client(client)
+	store := redisstore.New(shared, "sseedge", redisstore.WithOnCacheHit(func(hit bool) {
 		if hit {
 			m.RedisCacheHit()
 		} else {
@@ -57,8 +62,8 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		store:     store,
 		topics:    eng.Namespace("t"),
 		clients:   eng.Namespace("c"),
-		directory: registry.NewRedisDirectory(shared, "sseedge"),
-		sessions:  mcp.NewRedisSessionStore(shared, "sseedge", mcp.DefaultSessionTTL, cfg.MCPSessionLease),
+		directory: redisstore.NewDirectory(shared, "sseedge"),
+		sessions:  mcpredis.NewSessionStore(shared, "sseedge", mcp.DefaultSessionTTL, cfg.MCPSessionLease),
 		engine:    eng,
 		client:    client,
 		m:         m,
