@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel"
 
 	"github.com/sseedge/sseedge/edge"
@@ -23,14 +22,14 @@ import (
 // state is where a node keeps what it shares: in memory when it runs alone (no REDIS_ADDR), in Redis
 // when it is one of many. Nothing else in the node knows which.
 type state struct {
-	store     registry.Store
-	topics    fanout.Engine // nil in memory
-	clients   fanout.Engine // nil in memory
-	directory edge.Directory
-	sessions  mcp.SessionStore // nil: the MCP gateway's own, in memory
-	engine    *redisengine.Engine
-	client    rueidis.Client
-	m         *metrics.Metrics
+	store      registry.Store
+	topics     fanout.Engine // nil in memory
+	clients    fanout.Engine // nil in memory
+	directory  edge.Directory
+	sessions   mcp.SessionStore // nil: the MCP gateway's own, in memory
+	engine     *redisengine.Engine
+	closeRedis func() // closes the Redis client; nil in memory
+	m          *metrics.Metrics
 }
 
 func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error) {
@@ -59,14 +58,14 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		}
 	}))
 	return &state{
-		store:     store,
-		topics:    eng.Namespace("t"),
-		clients:   eng.Namespace("c"),
-		directory: redisstore.NewDirectory(shared, "sseedge"),
-		sessions:  mcpredis.NewSessionStore(shared, "sseedge", mcp.DefaultSessionTTL, cfg.MCPSessionLease),
-		engine:    eng,
-		client:    client,
-		m:         m,
+		store:      store,
+		topics:     eng.Namespace("t"),
+		clients:    eng.Namespace("c"),
+		directory:  redisstore.NewDirectory(shared, "sseedge"),
+		sessions:   mcpredis.NewSessionStore(shared, "sseedge", mcp.DefaultSessionTTL, cfg.MCPSessionLease),
+		engine:     eng,
+		closeRedis: client.Close,
+		m:          m,
 	}, nil
 }
 
@@ -121,7 +120,7 @@ func (s *state) close() {
 	if s.engine != nil {
 		s.engine.Close()
 	}
-	if s.client != nil {
-		s.client.Close()
+	if s.closeRedis != nil {
+		s.closeRedis()
 	}
 }

@@ -345,7 +345,7 @@ func TestNewClientPassword(t *testing.T) {
 	}
 	c, err := redisstore.NewClient([]string{srv.Addr()}, "s3cret")
 	if err != nil {
-		t.Fatalf("NewRedisClient with the password: %v", err)
+		t.Fatalf("NewClient with the password: %v", err)
 	}
 	defer c.Close()
 	s := redisstore.New(c, "")
@@ -356,7 +356,7 @@ func TestNewClientPassword(t *testing.T) {
 		if c != nil {
 			c.Close()
 		}
-		t.Fatalf("NewRedisClient with a wrong password = %v, want an auth error that is not ErrUnavailable", err)
+		t.Fatalf("NewClient with a wrong password = %v, want an auth error that is not ErrUnavailable", err)
 	}
 	if _, err := redisstore.NewClient(nil, ""); err == nil {
 		t.Fatal("NewClient(no address) succeeded")
