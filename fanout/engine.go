@@ -2,12 +2,13 @@ package fanout
 
 import (
 	"context"
-	"errors"
+
+	"github.com/sseedge/sseedge/internal/stateerr"
 )
 
 // ErrUnavailable is wrapped by engine errors when the shared state (Redis) cannot be reached. Callers
-// answer 503 rather than wait.
-var ErrUnavailable = errors.New("state unavailable")
+// answer 503 rather than wait. It is stateerr.ErrUnavailable, the one such error of the node.
+var ErrUnavailable = stateerr.ErrUnavailable
 
 // Engine keeps the history of a hub's streams and carries their events between nodes. Without one a hub
 // keeps history in memory and delivers locally: one node. With one (Redis), a publish on any node

@@ -83,6 +83,14 @@ type SessionRenewer interface {
 	Renew(ctx context.Context, ids []string) error
 }
 
+// Defaults of a shared SessionRenewer (mcp/mcpredis).
+const (
+	// DefaultSessionTTL is how long a Streamable HTTP session lives after it is created.
+	DefaultSessionTTL = 24 * time.Hour
+	// DefaultSessionLease is how long an HTTP+SSE session outlives its last renewal.
+	DefaultSessionLease = time.Minute
+)
+
 // NewSessionID returns 128 random bits in hex.
 func NewSessionID() string {
 	var b [16]byte

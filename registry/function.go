@@ -1,6 +1,7 @@
 // Package registry holds what the edge knows about the serverless functions it may invoke: their
 // definition (Function), its validation and defaults, and the Store interface with an in-memory
-// backend. A Redis backend with client-side caching implements the same interface (see Store).
+// backend, and the Directory of which node holds which client with its in-memory backend. It knows no
+// Redis: the Redis backends, with client-side caching, are in registry/redisstore.
 package registry
 
 import (

@@ -8,10 +8,18 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/sseedge/sseedge/internal/stateerr"
 )
 
 // ErrNotFound is wrapped by every Store error about a function that is not registered.
 var ErrNotFound = errors.New("registry: function not found")
+
+// ErrUnavailable is wrapped by every Store and Directory error caused by a networked backend being
+// unreachable, too slow or not serving, as opposed to a missing function or a caller's cancelled
+// context. Callers map it to 503. It is stateerr.ErrUnavailable (the same value as
+// fanout.ErrUnavailable), which the Redis backends (registry/redisstore) wrap through redisx.Classify.
+var ErrUnavailable = stateerr.ErrUnavailable
 
 // Store keeps registered functions. Implementations must be safe for concurrent use and:
 //   - take a context first and return wrapped errors (errors.Is(err, ErrNotFound) for an absent

@@ -13,7 +13,7 @@ import (
 
 	"github.com/sseedge/sseedge/internal/redistest"
 	"github.com/sseedge/sseedge/internal/testutil"
-	"github.com/sseedge/sseedge/registry"
+	"github.com/sseedge/sseedge/registry/redisstore"
 )
 
 // redisUnderTest is a Redis the test started: its address for REDIS_ADDR, a command counter summed over
@@ -286,7 +286,7 @@ func TestBusGapsFilledAfterSubscriptionLoss(t *testing.T) {
 	r := redistest.StartSingle(t)
 	a := startNode(t, "node-a", "REDIS_ADDR="+r.Addr())
 	b := startNode(t, "node-b", "REDIS_ADDR="+r.Addr())
-	client, err := registry.NewRedisClient([]string{r.Addr()}, "")
+	client, err := redisstore.NewClient([]string{r.Addr()}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

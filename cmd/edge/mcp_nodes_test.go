@@ -13,7 +13,7 @@ import (
 
 	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/mcp/mcpfunc"
-	"github.com/sseedge/sseedge/registry"
+	"github.com/sseedge/sseedge/registry/redisstore"
 )
 
 // mcpFunction is a stateless MCP server with one tool, upper.
@@ -132,7 +132,7 @@ func TestMCPSSESessionLease(t *testing.T) {
 	}
 	const lease = 600 * time.Millisecond
 	eachRedis(t, func(t *testing.T, r redisUnderTest) {
-		client, err := registry.NewRedisClient(strings.Split(r.addr, ","), "")
+		client, err := redisstore.NewClient(strings.Split(r.addr, ","), "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,29 +6,31 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel"
 
 	"github.com/sseedge/sseedge/api"
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/fanout/redisengine"
 	"github.com/sseedge/sseedge/internal/redisx"
 	"github.com/sseedge/sseedge/mcp"
+	"github.com/sseedge/sseedge/mcp/mcpredis"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/node"
 	"github.com/sseedge/sseedge/registry"
+	"github.com/sseedge/sseedge/registry/redisstore"
 )
 
 // state is where a node keeps what it shares: in memory when it runs alone (no REDIS_ADDR), in Redis
 // when it is one of many. Nothing else in the node knows which.
 type state struct {
-	store     registry.Store
-	topics    fanout.Engine // nil in memory
-	clients   fanout.Engine // nil in memory
-	directory node.Directory
-	sessions  mcp.SessionStore // nil: the MCP gateway's own, in memory
-	engine    *redisengine.Engine
-	client    rueidis.Client
-	m         *metrics.Metrics
+	store      registry.Store
+	topics     fanout.Engine // nil in memory
+	clients    fanout.Engine // nil in memory
+	directory  node.Directory
+	sessions   mcp.SessionStore // nil: the MCP gateway's own, in memory
+	engine     *redisengine.Engine
+	closeRedis func() // closes the Redis client; nil in memory
+	m          *metrics.Metrics
 }
 
 func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error) {
@@ -45,9 +47,11 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 	}
 	eng := redisengine.New(client, redisengine.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: log, Metrics: m,
 		ProbeInterval: cfg.RedisProbeEvery, ProbeTimeout: cfg.RedisProbeTimeout})
-	// The engine times and traces its own calls; the other parts share one instrumented view.
-	shared := registry.Instrument(client, m)
-	store := registry.NewRedisStore(shared, "sseedge", registry.WithOnCacheHit(func(hit bool) {
+	// The engine and the other parts share one instrumentation (internal/redisx): a span, a deadline
+	// and an observation of every call. The engine applies it per call; the others share one view of
+	// the client that does.
+	shared := redisx.Instrumentation{Tracer: otel.Tracer(redisx.TracerName), Observer: m, Timeout: redisstore.DefaultTimeout}.Client(client)
+	store := redisstore.New(shared, "sseedge", redisstore.WithOnCacheHit(func(hit bool) {
 		if hit {
 			m.RedisCacheHit()
 		} else {
@@ -55,14 +59,14 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		}
 	}))
 	return &state{
-		store:     store,
-		topics:    eng.Namespace("t"),
-		clients:   eng.Namespace("c"),
-		directory: registry.NewRedisDirectory(shared, "sseedge"),
-		sessions:  mcp.NewRedisSessionStore(shared, "sseedge", mcp.DefaultSessionTTL, cfg.MCPSessionLease),
-		engine:    eng,
-		client:    client,
-		m:         m,
+		store:      store,
+		topics:     eng.Namespace("t"),
+		clients:    eng.Namespace("c"),
+		directory:  redisstore.NewDirectory(shared, "sseedge"),
+		sessions:   mcpredis.NewSessionStore(shared, "sseedge", mcp.DefaultSessionTTL, cfg.MCPSessionLease),
+		engine:     eng,
+		closeRedis: client.Close,
+		m:          m,
 	}, nil
 }
 
@@ -125,7 +129,7 @@ func (s *state) close() {
 	if s.engine != nil {
 		s.engine.Close()
 	}
-	if s.client != nil {
-		s.client.Close()
+	if s.closeRedis != nil {
+		s.closeRedis()
 	}
 }

@@ -16,6 +16,7 @@ package redisengine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -27,11 +28,11 @@ import (
 	"github.com/redis/rueidis"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/internal/redisx"
 	"github.com/sseedge/sseedge/metrics"
 )
 
@@ -359,12 +360,17 @@ func (e *Engine) historyKey(p int, ns, root string) string {
 	return e.cfg.Prefix + ":{p" + strconv.Itoa(p) + "}:h:" + ns + ":" + root
 }
 
-// unavailable wraps a Redis error as fanout.ErrUnavailable.
+// unavailable wraps a Redis error as fanout.ErrUnavailable (redisx.ErrUnavailable, the same value):
+// the engine's callers answer 503 for any failure of the shared state, even one redisx.Classify would
+// not call unavailable (a NOPERM), since none of them is the caller's fault. A nil reply is none.
 func (e *Engine) unavailable(op string, err error) error {
-	if rueidis.IsRedisNil(err) {
+	if err == nil || rueidis.IsRedisNil(err) {
 		return nil
 	}
-	return fmt.Errorf("redisengine: %s: %w: %w", op, fanout.ErrUnavailable, err)
+	if err = redisx.Classify(nil, err); !errors.Is(err, fanout.ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", fanout.ErrUnavailable, err)
+	}
+	return fmt.Errorf("redisengine: %s: %w", op, err)
 }
 
 // namespace is the engine as one hub sees it.
@@ -399,47 +405,22 @@ func (n *namespace) Refresh(ctx context.Context, key string, grant []byte) error
 	})
 }
 
-// Ping checks that Redis answers, for health checks.
+// Ping checks that Redis answers, for health checks, as one call of redisx's instrumentation.
 func (e *Engine) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	began := time.Now()
-	err := e.client.Do(ctx, e.client.B().Ping().Build()).Error()
-	e.m.ObserveRedisCommand("PING", time.Since(began))
-	if err != nil {
-		return e.unavailable("ping", err)
-	}
-	return nil
+	return e.call(ctx, "ping", "PING", func(ctx context.Context) error {
+		return e.client.Do(ctx, e.client.B().Ping().Build()).Error()
+	})
 }
 
-// call runs one Redis call under its client span ("redis <op>"), the engine's deadline and the
-// command-duration metric. A failure comes back wrapped as fanout.ErrUnavailable; a nil reply is none.
+// call runs one Redis call through redisx's instrumentation: its client span ("redis <op>"), the
+// engine's deadline and the command-duration metric. A failure comes back wrapped as
+// fanout.ErrUnavailable; a nil reply is none.
 func (e *Engine) call(ctx context.Context, op, command string, do func(ctx context.Context) error) error {
-	ctx, span := e.startCall(ctx, "redis "+op, command)
-	defer span.End()
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-	defer cancel()
-	began := time.Now()
-	err := do(ctx)
-	e.m.ObserveRedisCommand(command, time.Since(began))
-	if err == nil {
-		return nil
-	}
-	if err = e.unavailable(op, err); err != nil {
-		span.SetStatus(codes.Error, err.Error())
-	}
-	return err
+	in := redisx.Instrumentation{Tracer: e.tracer, Observer: e.m, Timeout: e.cfg.Timeout}
+	return e.unavailable(op, in.Call(ctx, op, command, do))
 }
 
-// startCall starts the client span of one Redis call.
+// startCall starts the client span of one Redis call, "redis <op>", as redisx's instrumentation names it.
 func (e *Engine) startCall(ctx context.Context, name, operation string) (context.Context, trace.Span) {
-	return e.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(
-			// The pre-1.26 semantic-convention names, which most trace stores still key on, and the
-			// current ones.
-			attribute.String("db.system", "redis"),
-			attribute.String("db.operation", operation),
-			attribute.String("db.system.name", "redis"),
-			attribute.String("db.operation.name", operation),
-		))
+	return redisx.Instrumentation{Tracer: e.tracer}.Start(ctx, strings.TrimPrefix(name, "redis "), operation)
 }

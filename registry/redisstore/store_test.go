@@ -1,4 +1,4 @@
-package registry_test
+package redisstore_test
 
 import (
 	"context"
@@ -11,8 +11,10 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sseedge/sseedge/internal/redistest"
+	"github.com/sseedge/sseedge/internal/redisx"
 	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/registry"
+	"github.com/sseedge/sseedge/registry/redisstore"
 	"github.com/sseedge/sseedge/registry/registrytest"
 )
 
@@ -31,9 +33,9 @@ func (b *redisBackend) newPrefix() string {
 // client returns a new client (as another edge node would have), closed when the test ends.
 func (b *redisBackend) client(t *testing.T) rueidis.Client {
 	t.Helper()
-	c, err := registry.NewRedisClient(b.addrs, "")
+	c, err := redisstore.NewClient(b.addrs, "")
 	if err != nil {
-		t.Fatalf("NewRedisClient(%v): %v", b.addrs, err)
+		t.Fatalf("NewClient(%v): %v", b.addrs, err)
 	}
 	t.Cleanup(c.Close)
 	return c
@@ -67,7 +69,7 @@ func runRedisTests(t *testing.T, b *redisBackend) {
 	t.Run("StoreConformance", func(t *testing.T) {
 		client := b.client(t)
 		registrytest.Run(t, func(t *testing.T) registry.Store {
-			return registry.NewRedisStore(client, b.newPrefix())
+			return redisstore.New(client, b.newPrefix())
 		})
 	})
 	t.Run("StoreGetsServedFromCache", func(t *testing.T) { testGetsServedFromCache(t, b) })
@@ -75,8 +77,8 @@ func runRedisTests(t *testing.T, b *redisBackend) {
 	t.Run("StoreListCached", func(t *testing.T) { testListCached(t, b) })
 	t.Run("Directory", func(t *testing.T) {
 		client := b.client(t)
-		runDirectoryTests(t, func(t *testing.T, ttl time.Duration) registry.Directory {
-			return registry.NewRedisDirectory(client, b.newPrefix(), registry.WithDirectoryTTL(ttl))
+		registrytest.RunDirectory(t, func(t *testing.T, ttl time.Duration) registry.Directory {
+			return redisstore.NewDirectory(client, b.newPrefix(), redisstore.WithDirectoryTTL(ttl))
 		})
 	})
 	t.Run("DirectoryRefreshIsOneRoundTrip", func(t *testing.T) { testRefreshOneRoundTrip(t, b) })
@@ -86,7 +88,7 @@ func runRedisTests(t *testing.T, b *redisBackend) {
 func testGetsServedFromCache(t *testing.T, b *redisBackend) {
 	ctx := context.Background()
 	var hookHits, hookMisses atomic.Int64
-	s := registry.NewRedisStore(b.client(t), b.newPrefix(), registry.WithOnCacheHit(func(hit bool) {
+	s := redisstore.New(b.client(t), b.newPrefix(), redisstore.WithOnCacheHit(func(hit bool) {
 		if hit {
 			hookHits.Add(1)
 		} else {
@@ -137,8 +139,8 @@ func testGetsServedFromCache(t *testing.T, b *redisBackend) {
 func testInvalidationAcrossNodes(t *testing.T, b *redisBackend) {
 	ctx := context.Background()
 	prefix := b.newPrefix()
-	nodeA := registry.NewRedisStore(b.client(t), prefix)
-	nodeB := registry.NewRedisStore(b.client(t), prefix)
+	nodeA := redisstore.New(b.client(t), prefix)
+	nodeB := redisstore.New(b.client(t), prefix)
 
 	fn := registrytest.Function(t, "shared")
 	fn.Description = "v1"
@@ -204,9 +206,9 @@ func TestRedisStoreOutage(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.StartSingle(t)
 	b := &redisBackend{addrs: []string{srv.Addr()}}
-	client := b.client(t)
-	s := registry.NewRedisStore(client, "")
-	dir := registry.NewRedisDirectory(client, "")
+	client := redisx.Instrumentation{}.Client(b.client(t)) // as a node wires it
+	s := redisstore.New(client, "")
+	dir := redisstore.NewDirectory(client, "")
 	if err := s.Put(ctx, registrytest.Function(t, "alpha")); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
@@ -292,9 +294,9 @@ func TestRedisStoreHungServer(t *testing.T) {
 	ctx := context.Background()
 	srv := redistest.StartSingle(t)
 	b := &redisBackend{addrs: []string{srv.Addr()}}
-	client := b.client(t)
-	s := registry.NewRedisStore(client, "")
-	dir := registry.NewRedisDirectory(client, "")
+	client := redisx.Instrumentation{}.Client(b.client(t)) // as a node wires it
+	s := redisstore.New(client, "")
+	dir := redisstore.NewDirectory(client, "")
 	if err := s.Put(ctx, registrytest.Function(t, "alpha")); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
@@ -307,7 +309,7 @@ func TestRedisStoreHungServer(t *testing.T) {
 		t.Fatalf("Get with Redis hung = %v, want ErrUnavailable", err)
 	}
 	if elapsed > 1500*time.Millisecond {
-		t.Fatalf("Get with Redis hung took %v, want about %v", elapsed, registry.DefaultRedisTimeout)
+		t.Fatalf("Get with Redis hung took %v, want about %v", elapsed, redisstore.DefaultTimeout)
 	}
 	t.Logf("Get with Redis hung: ErrUnavailable after %v: %v", elapsed, err)
 	start = time.Now()
@@ -333,41 +335,41 @@ func TestRedisStoreHungServer(t *testing.T) {
 	}
 }
 
-// TestNewRedisClientPassword checks that the password is used and that a wrong one is reported
+// TestNewClientPassword checks that the password is used and that a wrong one is reported
 // as such, not as an outage.
-func TestNewRedisClientPassword(t *testing.T) {
+func TestNewClientPassword(t *testing.T) {
 	t.Parallel()
 	srv := redistest.StartSingle(t)
 	if _, err := redistest.Do(srv.Addr(), "CONFIG", "SET", "requirepass", "s3cret"); err != nil {
 		t.Fatalf("CONFIG SET requirepass: %v", err)
 	}
-	c, err := registry.NewRedisClient([]string{srv.Addr()}, "s3cret")
+	c, err := redisstore.NewClient([]string{srv.Addr()}, "s3cret")
 	if err != nil {
-		t.Fatalf("NewRedisClient with the password: %v", err)
+		t.Fatalf("NewClient with the password: %v", err)
 	}
 	defer c.Close()
-	s := registry.NewRedisStore(c, "")
+	s := redisstore.New(c, "")
 	if err := s.Put(context.Background(), registrytest.Function(t, "alpha")); err != nil {
 		t.Fatalf("Put: %v", err)
 	}
-	if c, err := registry.NewRedisClient([]string{srv.Addr()}, "wrong"); err == nil || errors.Is(err, registry.ErrUnavailable) {
+	if c, err := redisstore.NewClient([]string{srv.Addr()}, "wrong"); err == nil || errors.Is(err, registry.ErrUnavailable) {
 		if c != nil {
 			c.Close()
 		}
-		t.Fatalf("NewRedisClient with a wrong password = %v, want an auth error that is not ErrUnavailable", err)
+		t.Fatalf("NewClient with a wrong password = %v, want an auth error that is not ErrUnavailable", err)
 	}
-	if _, err := registry.NewRedisClient(nil, ""); err == nil {
-		t.Fatal("NewRedisClient(no address) succeeded")
+	if _, err := redisstore.NewClient(nil, ""); err == nil {
+		t.Fatal("NewClient(no address) succeeded")
 	}
 }
 
-func TestNewRedisStoreRejectsBraces(t *testing.T) {
+func TestNewRejectsBraces(t *testing.T) {
 	defer func() {
 		if recover() == nil {
-			t.Fatal("NewRedisStore accepted a prefix with a brace")
+			t.Fatal("New accepted a prefix with a brace")
 		}
 	}()
-	registry.NewRedisStore(nil, "a{b}")
+	redisstore.New(nil, "a{b}")
 }
 
 // testListCached: ListCached lists what List lists, costs Redis nothing once a node has read it, and
@@ -375,14 +377,14 @@ func TestNewRedisStoreRejectsBraces(t *testing.T) {
 func testListCached(t *testing.T, b *redisBackend) {
 	ctx := context.Background()
 	prefix := b.newPrefix()
-	a := registry.NewRedisStore(b.client(t), prefix)
-	other := registry.NewRedisStore(b.client(t), prefix) // another node
+	a := redisstore.New(b.client(t), prefix)
+	other := redisstore.New(b.client(t), prefix) // another node
 	for _, name := range []string{"one", "two"} {
 		if err := a.Put(ctx, registrytest.Function(t, name)); err != nil {
 			t.Fatalf("Put: %v", err)
 		}
 	}
-	names := func(s *registry.RedisStore) string {
+	names := func(s *redisstore.Store) string {
 		t.Helper()
 		fns, err := s.ListCached(ctx)
 		if err != nil {

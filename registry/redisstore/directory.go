@@ -1,4 +1,4 @@
-package registry
+package redisstore
 
 import (
 	"context"
@@ -8,26 +8,29 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/sseedge/sseedge/internal/redisx"
+	"github.com/sseedge/sseedge/registry"
 )
 
 // DefaultRefreshBatch is how many clients one Refresh round trip carries.
 const DefaultRefreshBatch = 1000
 
-// DirectoryOption configures a RedisDirectory.
-type DirectoryOption func(*RedisDirectory)
+// DirectoryOption configures a Directory.
+type DirectoryOption func(*Directory)
 
-// WithDirectoryTTL sets how long entries live without a refresh (default DefaultDirectoryTTL).
+// WithDirectoryTTL sets how long entries live without a refresh (default registry.DefaultDirectoryTTL).
 func WithDirectoryTTL(d time.Duration) DirectoryOption {
-	return func(r *RedisDirectory) {
+	return func(r *Directory) {
 		if d > 0 {
 			r.ttl = d
 		}
 	}
 }
 
-// WithDirectoryTimeout bounds each round trip (default DefaultRedisTimeout).
+// WithDirectoryTimeout bounds each round trip (default DefaultTimeout).
 func WithDirectoryTimeout(d time.Duration) DirectoryOption {
-	return func(r *RedisDirectory) {
+	return func(r *Directory) {
 		if d > 0 {
 			r.timeout = d
 		}
@@ -37,14 +40,14 @@ func WithDirectoryTimeout(d time.Duration) DirectoryOption {
 // WithRefreshBatch sets how many clients one Refresh round trip carries (default
 // DefaultRefreshBatch).
 func WithRefreshBatch(n int) DirectoryOption {
-	return func(r *RedisDirectory) {
+	return func(r *Directory) {
 		if n > 0 {
 			r.batch = n
 		}
 	}
 }
 
-// RedisDirectory is the Directory shared by every node of a deployment.
+// Directory is the registry.Directory shared by every node of a deployment.
 //
 // Key layout (prefix "sseedge"):
 //
@@ -60,7 +63,7 @@ func WithRefreshBatch(n int) DirectoryOption {
 // assumed to agree to much better than a TTL (NTP). The {nodes} keys share one slot so a report
 // replaces a node's counts atomically (MULTI/EXEC). IDs are used verbatim; an ID containing '}'
 // still maps to one key consistently, since each operation on a client touches only its key.
-type RedisDirectory struct {
+type Directory struct {
 	client  rueidis.Client
 	prefix  string
 	ttl     time.Duration
@@ -68,18 +71,18 @@ type RedisDirectory struct {
 	batch   int
 }
 
-var _ Directory = (*RedisDirectory)(nil)
+var _ registry.Directory = (*Directory)(nil)
 
-// NewRedisDirectory returns a Directory kept in Redis under prefix ("" means DefaultRedisPrefix).
-func NewRedisDirectory(client rueidis.Client, prefix string, opts ...DirectoryOption) *RedisDirectory {
+// NewDirectory returns a Directory kept in Redis under prefix ("" means DefaultPrefix).
+func NewDirectory(client rueidis.Client, prefix string, opts ...DirectoryOption) *Directory {
 	if prefix == "" {
-		prefix = DefaultRedisPrefix
+		prefix = DefaultPrefix
 	}
-	d := &RedisDirectory{
+	d := &Directory{
 		client:  client,
 		prefix:  prefix,
-		ttl:     DefaultDirectoryTTL,
-		timeout: DefaultRedisTimeout,
+		ttl:     registry.DefaultDirectoryTTL,
+		timeout: DefaultTimeout,
 		batch:   DefaultRefreshBatch,
 	}
 	for _, o := range opts {
@@ -88,18 +91,18 @@ func NewRedisDirectory(client rueidis.Client, prefix string, opts ...DirectoryOp
 	return d
 }
 
-func (d *RedisDirectory) clientKey(clientID string) string {
+func (d *Directory) clientKey(clientID string) string {
 	return d.prefix + ":{c:" + clientID + "}:nodes"
 }
 
-func (d *RedisDirectory) nodeKey(nodeID string) string { return d.prefix + ":{nodes}:node:" + nodeID }
+func (d *Directory) nodeKey(nodeID string) string { return d.prefix + ":{nodes}:node:" + nodeID }
 
-func (d *RedisDirectory) indexKey() string { return d.prefix + ":{nodes}:index" }
+func (d *Directory) indexKey() string { return d.prefix + ":{nodes}:index" }
 
 // arm appends the commands that (re)arm nodeID's entry in key until expires: set the member's
 // score, then give the key a TTL if it has none and raise it if it is shorter, so one node's
 // shorter TTL never cuts another's entry short.
-func (d *RedisDirectory) arm(cmds rueidis.Commands, key, nodeID string, expires time.Time) rueidis.Commands {
+func (d *Directory) arm(cmds rueidis.Commands, key, nodeID string, expires time.Time) rueidis.Commands {
 	ms := d.ttl.Milliseconds()
 	return append(cmds,
 		d.client.B().Zadd().Key(key).ScoreMember().ScoreMember(float64(expires.UnixMilli()), nodeID).Build(),
@@ -110,7 +113,7 @@ func (d *RedisDirectory) arm(cmds rueidis.Commands, key, nodeID string, expires 
 
 // Register records clientID on nodeID for one TTL and prunes the client's expired entries, in
 // one round trip.
-func (d *RedisDirectory) Register(ctx context.Context, clientID, nodeID string) error {
+func (d *Directory) Register(ctx context.Context, clientID, nodeID string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("registry: directory register %q: %w", clientID, err)
 	}
@@ -129,7 +132,7 @@ func (d *RedisDirectory) Register(ctx context.Context, clientID, nodeID string) 
 }
 
 // Unregister removes clientID's entry for nodeID.
-func (d *RedisDirectory) Unregister(ctx context.Context, clientID, nodeID string) error {
+func (d *Directory) Unregister(ctx context.Context, clientID, nodeID string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("registry: directory unregister %q: %w", clientID, err)
 	}
@@ -142,7 +145,7 @@ func (d *RedisDirectory) Unregister(ctx context.Context, clientID, nodeID string
 }
 
 // Lookup returns the nodes whose entry for clientID has not expired, sorted.
-func (d *RedisDirectory) Lookup(ctx context.Context, clientID string) ([]string, error) {
+func (d *Directory) Lookup(ctx context.Context, clientID string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("registry: directory lookup %q: %w", clientID, err)
 	}
@@ -162,7 +165,7 @@ func (d *RedisDirectory) Lookup(ctx context.Context, clientID string) ([]string,
 
 // Refresh re-arms nodeID's entries for clientIDs, one pipelined round trip (DoMulti) per batch
 // of clients; on a cluster each batch goes to every master concurrently.
-func (d *RedisDirectory) Refresh(ctx context.Context, nodeID string, clientIDs []string) error {
+func (d *Directory) Refresh(ctx context.Context, nodeID string, clientIDs []string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("registry: directory refresh: %w", err)
 	}
@@ -185,7 +188,7 @@ func (d *RedisDirectory) Refresh(ctx context.Context, nodeID string, clientIDs [
 
 // ReportCounts atomically replaces nodeID's counts and keeps them for ttl (the directory TTL when
 // ttl <= 0).
-func (d *RedisDirectory) ReportCounts(ctx context.Context, nodeID string, counts map[string]int64, ttl time.Duration) error {
+func (d *Directory) ReportCounts(ctx context.Context, nodeID string, counts map[string]int64, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("registry: directory report counts: %w", err)
 	}
@@ -218,7 +221,7 @@ func (d *RedisDirectory) ReportCounts(ctx context.Context, nodeID string, counts
 
 // NodeCounts returns the counts of every node whose report has not expired, in two round trips
 // (the live nodes, then all their counts pipelined).
-func (d *RedisDirectory) NodeCounts(ctx context.Context) (map[string]map[string]int64, error) {
+func (d *Directory) NodeCounts(ctx context.Context) (map[string]map[string]int64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("registry: directory node counts: %w", err)
 	}
@@ -257,11 +260,8 @@ func firstError(results []rueidis.RedisResult) error {
 	return nil
 }
 
-// dirFail wraps err from a directory operation: the caller's own cancellation as is, anything
-// else through classify.
+// dirFail wraps err from a directory operation through redisx.Classify: the caller's own
+// cancellation as it is, registry.ErrUnavailable when Redis is away.
 func dirFail(ctx context.Context, what string, err error) error {
-	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("registry: directory %s: %w", what, cerr)
-	}
-	return fmt.Errorf("registry: directory %s: %w", what, classify(err))
+	return fmt.Errorf("registry: directory %s: %w", what, redisx.Classify(ctx, err))
 }

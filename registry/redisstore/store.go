@@ -1,4 +1,9 @@
-package registry
+// Package redisstore keeps registry's function store and client directory in Redis, so that every node
+// of a deployment shares them: Store (functions, read through rueidis client-side caching) and
+// Directory (which node holds which client, and each node's stream counts). Every error caused by
+// Redis being away wraps registry.ErrUnavailable, classified by internal/redisx; give both a client
+// instrumented by redisx.Instrumentation.Client so their calls are traced and timed.
+package redisstore
 
 import (
 	"context"
@@ -13,36 +18,32 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/sseedge/sseedge/internal/redisx"
+	"github.com/sseedge/sseedge/registry"
 )
-
-// ErrUnavailable is wrapped by every error caused by Redis being unreachable, too slow, or not
-// serving (LOADING, CLUSTERDOWN, ...), as opposed to a missing function or a caller's cancelled
-// context. Callers map it to 503.
-var ErrUnavailable = errors.New("registry: redis unavailable")
 
 // Defaults of the Redis backends.
 const (
-	// DefaultRedisPrefix starts every key unless NewRedisStore is given another prefix.
-	DefaultRedisPrefix = "sseedge"
-	// DefaultRedisTimeout bounds each Redis operation, so even a hung server surfaces as
-	// ErrUnavailable within about a second instead of blocking the caller.
-	DefaultRedisTimeout = time.Second
+	// DefaultPrefix starts every key unless New is given another prefix.
+	DefaultPrefix = "sseedge"
+	// DefaultTimeout bounds each Redis operation, so even a hung server surfaces as
+	// registry.ErrUnavailable within about a second instead of blocking the caller.
+	DefaultTimeout = time.Second
 	// DefaultCacheTTL is how long a client-side cached function may live. Freshness does not depend
 	// on it: the server invalidates a cached key as soon as any node changes it. It only bounds
 	// memory held for functions nobody asks for any more.
 	DefaultCacheTTL = time.Hour
 )
 
-// NewRedisClient connects to Redis through the node's client factory (internal/redisx): one address
-// is a standalone server (or any node of a cluster); several are nodes of one Redis Cluster.
-// Client-side caching is on (RESP3 tracking, opt-in per command), which RedisStore relies on.
-func NewRedisClient(addrs []string, password string) (rueidis.Client, error) {
+// NewClient connects to Redis through the node's client factory (internal/redisx): one address is a
+// standalone server (or any node of a cluster); several are nodes of one Redis Cluster. Client-side
+// caching is on (RESP3 tracking, opt-in per command), which Store relies on.
+func NewClient(addrs []string, password string) (rueidis.Client, error) {
 	if len(addrs) == 0 {
-		return nil, errors.New("registry: redis: no address")
+		return nil, errors.New("redisstore: no address")
 	}
 	c, err := redisx.NewClient(redisx.Config{Addr: strings.Join(addrs, ","), Password: password}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("registry: connect to redis %v: %w", addrs, classify(err))
+		return nil, fmt.Errorf("redisstore: connect to redis %v: %w", addrs, redisx.Classify(nil, err))
 	}
 	return c, nil
 }
@@ -53,13 +54,13 @@ type CacheStats struct {
 	Hits, Misses uint64
 }
 
-// RedisStoreOption configures a RedisStore.
-type RedisStoreOption func(*RedisStore)
+// Option configures a Store.
+type Option func(*Store)
 
-// WithRedisTimeout bounds each operation (default DefaultRedisTimeout). A shorter deadline in
-// the caller's context still wins.
-func WithRedisTimeout(d time.Duration) RedisStoreOption {
-	return func(s *RedisStore) {
+// WithTimeout bounds each operation (default DefaultTimeout). A shorter deadline in the caller's
+// context still wins.
+func WithTimeout(d time.Duration) Option {
+	return func(s *Store) {
 		if d > 0 {
 			s.timeout = d
 		}
@@ -67,8 +68,8 @@ func WithRedisTimeout(d time.Duration) RedisStoreOption {
 }
 
 // WithCacheTTL sets the client-side cache TTL (default DefaultCacheTTL).
-func WithCacheTTL(d time.Duration) RedisStoreOption {
-	return func(s *RedisStore) {
+func WithCacheTTL(d time.Duration) Option {
+	return func(s *Store) {
 		if d > 0 {
 			s.cacheTTL = d
 		}
@@ -79,11 +80,11 @@ func WithCacheTTL(d time.Duration) RedisStoreOption {
 // whether it was served from the client-side cache, so metrics can be wired without this package
 // knowing about them. Failed Gets are not counted.
 // fn must be fast and safe for concurrent use.
-func WithOnCacheHit(fn func(hit bool)) RedisStoreOption {
-	return func(s *RedisStore) { s.onCacheHit = fn }
+func WithOnCacheHit(fn func(hit bool)) Option {
+	return func(s *Store) { s.onCacheHit = fn }
 }
 
-// RedisStore is the Store shared by every node of a deployment.
+// Store is the registry.Store shared by every node of a deployment.
 //
 // Key layout (prefix "sseedge"):
 //
@@ -99,7 +100,7 @@ func WithOnCacheHit(fn func(hit bool)) RedisStoreOption {
 // node that cached it. List always reads Redis; ListCached reads through the cache too. Writes wait
 // until this node's cache has caught up (see settle), so a Get after a Put on the same node never sees
 // the old value.
-type RedisStore struct {
+type Store struct {
 	client     rueidis.Client
 	fnPrefix   string // "<prefix>:{fn}:"
 	namesKey   string
@@ -113,12 +114,12 @@ type RedisStore struct {
 	decoded    sync.Map // name -> *decodedFunction: skips JSON decoding when the cached bytes are unchanged
 }
 
-var _ Store = (*RedisStore)(nil)
+var _ registry.Store = (*Store)(nil)
 
-// decodedFunction is the last JSON seen for a name and the Function it decodes to.
+// decodedFunction is the last JSON seen for a name and the registry.Function it decodes to.
 type decodedFunction struct {
 	raw string
-	fn  Function
+	fn  registry.Function
 }
 
 // Lua scripts, so a function and the name index never disagree.
@@ -131,21 +132,21 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1`
 )
 
-// NewRedisStore returns a Store kept in Redis under prefix ("" means DefaultRedisPrefix), read
-// through client's client-side cache. The prefix must not contain '{' or '}', which would change
-// the cluster hash tag; NewRedisStore panics if it does, as that is a programming error.
-func NewRedisStore(client rueidis.Client, prefix string, opts ...RedisStoreOption) *RedisStore {
+// New returns a Store kept in Redis under prefix ("" means DefaultPrefix), read through client's
+// client-side cache. The prefix must not contain '{' or '}', which would change the cluster hash tag;
+// New panics if it does, as that is a programming error.
+func New(client rueidis.Client, prefix string, opts ...Option) *Store {
 	if prefix == "" {
-		prefix = DefaultRedisPrefix
+		prefix = DefaultPrefix
 	}
 	if strings.ContainsAny(prefix, "{}") {
-		panic(fmt.Sprintf("registry: redis prefix %q contains a brace", prefix))
+		panic(fmt.Sprintf("redisstore: prefix %q contains a brace", prefix))
 	}
-	s := &RedisStore{
+	s := &Store{
 		client:    client,
 		fnPrefix:  prefix + ":{fn}:",
 		namesKey:  prefix + ":{fn}:_names",
-		timeout:   DefaultRedisTimeout,
+		timeout:   DefaultTimeout,
 		cacheTTL:  DefaultCacheTTL,
 		putScript: rueidis.NewLuaScript(putLua),
 		delScript: rueidis.NewLuaScript(deleteLua),
@@ -157,12 +158,12 @@ func NewRedisStore(client rueidis.Client, prefix string, opts ...RedisStoreOptio
 }
 
 // Stats returns the Get cache counters since the store was made.
-func (s *RedisStore) Stats() CacheStats {
+func (s *Store) Stats() CacheStats {
 	return CacheStats{Hits: s.hits.Load(), Misses: s.misses.Load()}
 }
 
 // Put validates fn and stores it, replacing any function of the same name on every node.
-func (s *RedisStore) Put(ctx context.Context, fn Function) error {
+func (s *Store) Put(ctx context.Context, fn registry.Function) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("registry: put %q: %w", fn.Name, err)
 	}
@@ -184,40 +185,40 @@ func (s *RedisStore) Put(ctx context.Context, fn Function) error {
 }
 
 // Get returns the function called name, usually from the client-side cache without a round trip.
-func (s *RedisStore) Get(ctx context.Context, name string) (Function, error) {
+func (s *Store) Get(ctx context.Context, name string) (registry.Function, error) {
 	if err := ctx.Err(); err != nil {
-		return Function{}, fmt.Errorf("registry: get %q: %w", name, err)
+		return registry.Function{}, fmt.Errorf("registry: get %q: %w", name, err)
 	}
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
 	resp := s.client.DoCache(octx, s.client.B().Get().Key(s.fnPrefix+name).Cache(), s.cacheTTL)
 	raw, err := resp.ToString()
 	if err != nil && !rueidis.IsRedisNil(err) {
-		return Function{}, s.fail(ctx, "get", name, err)
+		return registry.Function{}, s.fail(ctx, "get", name, err)
 	}
 	s.countLookup(resp.IsCacheHit())
 	if err != nil { // nil reply: not registered (absence is cached and invalidated too)
 		s.decoded.Delete(name)
-		return Function{}, fmt.Errorf("registry: get %q: %w", name, ErrNotFound)
+		return registry.Function{}, fmt.Errorf("registry: get %q: %w", name, registry.ErrNotFound)
 	}
 	fn, err := s.decode(name, raw)
 	if err != nil {
-		return Function{}, fmt.Errorf("registry: get %q: %w", name, err)
+		return registry.Function{}, fmt.Errorf("registry: get %q: %w", name, err)
 	}
 	return fn, nil
 }
 
 // decode turns the stored JSON of the function called name into a copy of it, decoding only when the
 // bytes changed since the last time.
-func (s *RedisStore) decode(name, raw string) (Function, error) {
+func (s *Store) decode(name, raw string) (registry.Function, error) {
 	if v, ok := s.decoded.Load(name); ok {
 		if d := v.(*decodedFunction); d.raw == raw {
 			return d.fn.Clone(), nil
 		}
 	}
-	var fn Function
+	var fn registry.Function
 	if err := json.Unmarshal([]byte(raw), &fn); err != nil {
-		return Function{}, fmt.Errorf("decode stored function: %w", err)
+		return registry.Function{}, fmt.Errorf("decode stored function: %w", err)
 	}
 	s.decoded.Store(name, &decodedFunction{raw: raw, fn: fn})
 	return fn.Clone(), nil
@@ -227,17 +228,17 @@ func (s *RedisStore) decode(name, raw string) (Function, error) {
 // round trip the first time a node reads them and none after, until a change on any node invalidates
 // them. It is for reads that repeat and may be a moment behind a change made on another node (health
 // probes, the status page); List reads Redis.
-func (s *RedisStore) ListCached(ctx context.Context) ([]Function, error) {
+func (s *Store) ListCached(ctx context.Context) ([]registry.Function, error) {
 	return s.list(ctx, true)
 }
 
 // List returns every function, sorted by name, read from Redis (not the cache).
-func (s *RedisStore) List(ctx context.Context) ([]Function, error) {
+func (s *Store) List(ctx context.Context) ([]registry.Function, error) {
 	return s.list(ctx, false)
 }
 
 // list reads the name index and then every function it names, from Redis or through the cache.
-func (s *RedisStore) list(ctx context.Context, cached bool) ([]Function, error) {
+func (s *Store) list(ctx context.Context, cached bool) ([]registry.Function, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("registry: list: %w", err)
 	}
@@ -254,7 +255,7 @@ func (s *RedisStore) list(ctx context.Context, cached bool) ([]Function, error) 
 		return nil, s.fail(ctx, "list", "", err)
 	}
 	if len(names) == 0 {
-		return []Function{}, nil
+		return []registry.Function{}, nil
 	}
 	keys := make([]string, len(names))
 	for i, n := range names {
@@ -264,7 +265,7 @@ func (s *RedisStore) list(ctx context.Context, cached bool) ([]Function, error) 
 	if err != nil {
 		return nil, s.fail(ctx, "list", "", err)
 	}
-	out := make([]Function, 0, len(names))
+	out := make([]registry.Function, 0, len(names))
 	for i, name := range names {
 		raw, err := vals[i].ToString()
 		if rueidis.IsRedisNil(err) {
@@ -278,12 +279,12 @@ func (s *RedisStore) list(ctx context.Context, cached bool) ([]Function, error) 
 		}
 		out = append(out, fn)
 	}
-	SortByName(out)
+	registry.SortByName(out)
 	return out, nil
 }
 
 // values reads keys in one MGET, or through the cache, in the order of keys.
-func (s *RedisStore) values(ctx context.Context, keys []string, cached bool) ([]rueidis.RedisMessage, error) {
+func (s *Store) values(ctx context.Context, keys []string, cached bool) ([]rueidis.RedisMessage, error) {
 	if !cached {
 		return s.client.Do(ctx, s.client.B().Mget().Key(keys...).Build()).ToArray()
 	}
@@ -299,7 +300,7 @@ func (s *RedisStore) values(ctx context.Context, keys []string, cached bool) ([]
 }
 
 // Delete removes the function called name on every node.
-func (s *RedisStore) Delete(ctx context.Context, name string) error {
+func (s *Store) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("registry: delete %q: %w", name, err)
 	}
@@ -312,7 +313,7 @@ func (s *RedisStore) Delete(ctx context.Context, name string) error {
 	}
 	s.settle(octx, key)
 	if n == 0 {
-		return fmt.Errorf("registry: delete %q: %w", name, ErrNotFound)
+		return fmt.Errorf("registry: delete %q: %w", name, registry.ErrNotFound)
 	}
 	return nil
 }
@@ -323,7 +324,7 @@ func (s *RedisStore) Delete(ctx context.Context, name string) error {
 // served the old value for a few microseconds. It returns as soon as the cache misses (the fetch
 // happened after the write) or holds what Redis holds; it gives up silently when ctx ends, since
 // the write itself succeeded and the invalidation is on its way.
-func (s *RedisStore) settle(ctx context.Context, key string) {
+func (s *Store) settle(ctx context.Context, key string) {
 	const maxDelay = 10 * time.Millisecond
 	delay := 50 * time.Microsecond
 	for {
@@ -351,7 +352,7 @@ func (s *RedisStore) settle(ctx context.Context, key string) {
 	}
 }
 
-func (s *RedisStore) countLookup(hit bool) {
+func (s *Store) countLookup(hit bool) {
 	if hit {
 		s.hits.Add(1)
 	} else {
@@ -363,32 +364,16 @@ func (s *RedisStore) countLookup(hit bool) {
 }
 
 // opContext bounds one operation by the store's timeout.
-func (s *RedisStore) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+func (s *Store) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// fail wraps err from operation op on name: the caller's own cancellation as is, anything else
-// through classify.
-func (s *RedisStore) fail(ctx context.Context, op, name string, err error) error {
+// fail wraps err from operation op on name through redisx.Classify: the caller's own cancellation as
+// it is, registry.ErrUnavailable when Redis is away.
+func (s *Store) fail(ctx context.Context, op, name string, err error) error {
 	subject := op
 	if name != "" {
 		subject = fmt.Sprintf("%s %q", op, name)
 	}
-	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("registry: %s: %w", subject, cerr)
-	}
-	return fmt.Errorf("registry: %s: %w", subject, classify(err))
-}
-
-// classify marks err as ErrUnavailable unless it is a Redis reply that says something other than
-// "not serving right now" (such as WRONGTYPE or a bad password), which retrying will not fix.
-func classify(err error) error {
-	if rerr := (*rueidis.RedisError)(nil); errors.As(err, &rerr) && rerr != rueidis.Nil { // wrapped by redisx too
-		if rerr.IsLoading() || rerr.IsClusterDown() || rerr.IsTryAgain() ||
-			strings.HasPrefix(rerr.Error(), "MASTERDOWN") || strings.HasPrefix(rerr.Error(), "BUSY ") {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		return err
-	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	return fmt.Errorf("registry: %s: %w", subject, redisx.Classify(ctx, err))
 }
