@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -24,10 +25,12 @@ const (
 //	/sleep?ms=N     answers after N milliseconds (or when the caller gives up)
 //	/fail?status=N  answers status N (default 500)
 //	/health         200 {"status":"ok"}
+//	/grip/...       the GRIP function (see NewGripHandler), checking Grip-Sig with $GRIP_KEY
 func NewHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/upper", upper)
 	mux.Handle("/mcp", NewMCPHandler())
+	mux.Handle("/grip/", NewGripHandler([]byte(os.Getenv("GRIP_KEY"))))
 	mux.HandleFunc("/echo", echo)
 	mux.HandleFunc("/sleep", sleep)
 	mux.HandleFunc("/fail", fail)

@@ -40,7 +40,7 @@ func run(addr string, log *slog.Logger) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("sample functions listening", "addr", addr, "paths", "/upper /echo /sleep?ms=N /fail?status=N /health")
+	log.Info("sample functions listening", "addr", addr, "paths", "/upper /echo /sleep?ms=N /fail?status=N /health /mcp /grip/stream /grip/hello")
 	select {
 	case err := <-errc:
 		return err
