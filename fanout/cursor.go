@@ -104,8 +104,8 @@ func (s *slot) size(prevMs uint64) int {
 
 // appendTo appends the slot's entry (of size s.size(*prevMs)) to b, and moves prevMs past a numeric one.
 func (s *slot) appendTo(b []byte, prevMs *uint64) []byte {
-	if s.size(*prevMs) == 0 {
-		return b
+	if s.kind == posNone && !s.always {
+		return b // as size: not written
 	}
 	b = binary.BigEndian.AppendUint32(b, s.hash)
 	switch {
@@ -182,7 +182,7 @@ func DecodeCursor(s string) (Cursor, error) {
 	if err != nil {
 		return Cursor{}, fmt.Errorf("%w: %w", ErrBadCursor, err)
 	}
-	var c Cursor
+	c := Cursor{entries: make([]slot, 0, min(len(b)/5, MaxCursorRoots))}
 	prev := uint64(0)
 	for len(b) > 0 {
 		if len(c.entries) == MaxCursorRoots {
@@ -211,7 +211,8 @@ func DecodeCursor(s string) (Cursor, error) {
 			b = b[n1+n2:]
 			e.kind, e.ms, e.seq = posNumeric, prev+unzigzag(d), seq
 			prev = e.ms
-			e.pos = strconv.FormatUint(e.ms, 10) + "-" + strconv.FormatUint(e.seq, 10)
+			var p [41]byte
+			e.pos = string(strconv.AppendUint(append(strconv.AppendUint(p[:0], e.ms, 10), '-'), e.seq, 10))
 		case kind > posString && kind-posString <= MaxEventIDLen && kind-posString <= uint64(len(b)):
 			e.kind, e.pos = posString, string(b[:kind-posString])
 			b = b[kind-posString:]
@@ -235,11 +236,14 @@ func (c Cursor) Len() int { return len(c.entries) }
 // entry with that hash is the k-th such root in name order, as CursorState writes them.
 func (c Cursor) Positions(roots []string) []string {
 	out := make([]string, len(roots))
+	hashes := make([]uint32, len(roots))
 	for i, r := range roots {
-		h := rootHash(r)
+		hashes[i] = rootHash(r)
+	}
+	for i, h := range hashes {
 		rank := 0
-		for _, o := range roots[:i] {
-			if rootHash(o) == h {
+		for _, o := range hashes[:i] {
+			if o == h {
 				rank++
 			}
 		}
@@ -347,6 +351,16 @@ func (cs *CursorState) AppendTo(dst []byte) []byte { return appendCursor(dst, cs
 
 // String is the encoded cursor.
 func (cs *CursorState) String() string { return string(cs.AppendTo(nil)) }
+
+// AppendFrame appends f with the cursor as its id: f.Reid(dst, cs.String()) without building the id
+// apart, so it allocates nothing beyond dst's growth. It is what a multi-root stream writes for each
+// event, once Set has moved the event's root.
+func (cs *CursorState) AppendFrame(dst []byte, f *Frame) []byte {
+	dst = append(dst, "id: "...)
+	dst = cs.AppendTo(dst)
+	dst = append(dst, '\n')
+	return append(dst, f.withoutID()...)
+}
 
 // AppendIDOnly appends an event that carries only an id: it moves a client's last event ID (what it sends
 // back as Last-Event-ID) without delivering anything. In the HTML standard's "dispatch the event" steps

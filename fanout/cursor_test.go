@@ -508,6 +508,9 @@ func TestFrameReid(t *testing.T) {
 		if len(evs) != 1 || evs[0].LastEventID != cursor {
 			t.Fatalf("%+v: parsed %+v", c, evs)
 		}
+		if got := cs.AppendFrame(nil, f); !bytes.Equal(got, out) {
+			t.Fatalf("%+v: CursorState.AppendFrame gave %q, Reid %q", c, got, out)
+		}
 	}
 }
 
@@ -573,5 +576,31 @@ func TestMergeReplays(t *testing.T) {
 		if got := ids(MergeReplays(c.in...)); !slices.Equal(got, c.want) {
 			t.Errorf("%s: got %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+// BenchmarkFrameReid: what a multi-root stream adds per event (its cursor, and the frame copied with it
+// as the id) against what a single-root stream does (the shared bytes, as they are).
+func BenchmarkCursorFrame(b *testing.B) {
+	f := &Frame{ID: "1720000000123-0", Bytes: AppendFrame(nil, "1720000000123-0", "update", bytes.Repeat([]byte("x"), 200))}
+	buf := make([]byte, 0, 4096)
+	b.Run("shared", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = append(buf[:0], f.Bytes...)
+		}
+	})
+	for _, n := range []int{3, 64} {
+		b.Run(fmt.Sprintf("cursor/roots=%d", n), func(b *testing.B) {
+			cs := mustCursorState(b, manyRoots(n)...)
+			for i := range n {
+				cs.Set(i, fmt.Sprintf("1720000000%03d-0", i))
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				cs.Set(i%n, f.ID)
+				buf = cs.AppendFrame(buf[:0], f)
+			}
+		})
 	}
 }

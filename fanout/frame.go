@@ -141,14 +141,18 @@ func appendDataLine(dst, line []byte) []byte {
 // streams keep writing the shared Bytes untouched. id must pass ValidateField (a cursor always does).
 // It is for event frames, whose id line AppendFrame writes first; control frames are sent as they are.
 func (f *Frame) Reid(dst []byte, id string) []byte {
-	rest := f.Bytes
-	if bytes.HasPrefix(rest, []byte("id:")) {
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			rest = rest[i+1:]
-		}
-	}
 	dst = append(dst, "id: "...)
 	dst = append(dst, id...)
 	dst = append(dst, '\n')
-	return append(dst, rest...)
+	return append(dst, f.withoutID()...)
+}
+
+// withoutID is the frame's bytes after its id line, if it starts with one.
+func (f *Frame) withoutID() []byte {
+	if bytes.HasPrefix(f.Bytes, []byte("id:")) {
+		if i := bytes.IndexByte(f.Bytes, '\n'); i >= 0 {
+			return f.Bytes[i+1:]
+		}
+	}
+	return f.Bytes
 }
