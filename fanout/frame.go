@@ -135,3 +135,24 @@ func appendDataLine(dst, line []byte) []byte {
 	dst = append(dst, line...)
 	return append(dst, '\n')
 }
+
+// Reid appends to dst the frame's bytes with its id line replaced by "id: <id>", or one put first when it
+// has none: a multi-root stream sends a shared event with its own cursor as the id, while single-root
+// streams keep writing the shared Bytes untouched. id must pass ValidateField (a cursor always does).
+// It is for event frames, whose id line AppendFrame writes first; control frames are sent as they are.
+func (f *Frame) Reid(dst []byte, id string) []byte {
+	dst = append(dst, "id: "...)
+	dst = append(dst, id...)
+	dst = append(dst, '\n')
+	return append(dst, f.withoutID()...)
+}
+
+// withoutID is the frame's bytes after its id line, if it starts with one.
+func (f *Frame) withoutID() []byte {
+	if bytes.HasPrefix(f.Bytes, []byte("id:")) {
+		if i := bytes.IndexByte(f.Bytes, '\n'); i >= 0 {
+			return f.Bytes[i+1:]
+		}
+	}
+	return f.Bytes
+}
