@@ -110,7 +110,7 @@ func (a *API) getFunction(rc *fasthttp.RequestCtx) {
 // deleteFunction handles DELETE /admin/functions/{name}: 204, and the function's breakers and
 // health are forgotten.
 func (a *API) deleteFunction(rc *fasthttp.RequestCtx) {
-	name := pathName(rc)
+	name := userValue(rc, "name")
 	err := a.store.Delete(rc, name)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
@@ -127,7 +127,7 @@ func (a *API) deleteFunction(rc *fasthttp.RequestCtx) {
 
 // lookup fetches the function named in the path, answering 404 or 500 itself when it cannot.
 func (a *API) lookup(rc *fasthttp.RequestCtx) (registry.Function, bool) {
-	name := pathName(rc)
+	name := userValue(rc, "name")
 	if !registry.ValidName(name) {
 		notFound(rc, name)
 		return registry.Function{}, false
@@ -142,11 +142,6 @@ func (a *API) lookup(rc *fasthttp.RequestCtx) (registry.Function, bool) {
 		return registry.Function{}, false
 	}
 	return fn, true
-}
-
-func pathName(rc *fasthttp.RequestCtx) string {
-	name, _ := rc.UserValue("name").(string)
-	return name
 }
 
 func notFound(rc *fasthttp.RequestCtx, name string) {

@@ -18,9 +18,7 @@ import (
 // it after their own opener said yes.
 func (s *Server) HoldStream(ctx *fasthttp.RequestCtx, spec transport.Spec) {
 	refuse := func(status int, code, msg string) {
-		if spec.OnClose != nil {
-			go spec.OnClose()
-		}
+		refused(spec)
 		httpjson.WriteError(ctx, status, code, msg)
 	}
 	ac, ok := ctx.Conn().(*apiConn)
@@ -40,19 +38,14 @@ func (s *Server) HoldStream(ctx *fasthttp.RequestCtx, spec transport.Spec) {
 
 // openStream answers a stream request and holds the connection.
 func (s *Server) openStream(conn netpoll.Connection, origin string, spec transport.Spec) {
-	refused := func() {
-		if spec.OnClose != nil {
-			go spec.OnClose()
-		}
-	}
 	fdConn, ok := conn.(interface{ Fd() int })
 	if !ok {
-		refused()
+		refused(spec)
 		conn.Close()
 		return
 	}
 	if !s.perIP.acquire(remoteIP(conn)) {
-		refused()
+		refused(spec)
 		s.wire.reject(conn, origin, &apiError{fasthttp.StatusTooManyRequests, "too_many_streams", "too many streams from this address"})
 		return
 	}
@@ -116,5 +109,13 @@ func (s *Server) forget(st *stream, reason closeReason) {
 		case s.drained <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// refused runs spec's OnClose for a stream that will never be held: whoever opened it (MCP made a
+// session for it) learns it is over, as when a held stream ends.
+func refused(spec transport.Spec) {
+	if spec.OnClose != nil {
+		go spec.OnClose()
 	}
 }

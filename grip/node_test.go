@@ -3,7 +3,6 @@ package grip_test
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,66 +22,15 @@ import (
 
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/grip"
+	"github.com/sseedge/sseedge/internal/testutil"
 )
 
-// nodeRig returns node's path and a directory holding testdata/node with its npm dependencies
-// installed. It skips the test when node or npm is missing, or when npm cannot install and nothing is
-// installed yet (offline).
+// nodeRig returns node's path and a directory holding testdata/node with its npm dependencies installed
+// (testutil.NodeRig).
 func nodeRig(t *testing.T) (node, dir string) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the GRIP rig needs Node 18+ and npm")
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Skip("npm is not installed: the GRIP rig needs Node 18+ and npm")
-	}
-	dir = rigDir(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	install := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund", "--loglevel=error")
-	install.Dir = dir
-	if out, err := install.CombinedOutput(); err != nil {
-		if _, serr := os.Stat(filepath.Join(dir, "node_modules", "@fanoutio", "serve-grip")); serr != nil {
-			t.Skipf("npm install failed (offline?), skipping the GRIP rig test: %v\n%s", err, out)
-		}
-		t.Logf("npm install failed, using the node_modules already there: %v\n%s", err, out)
-	}
-	return node, dir
-}
-
-// rigDir copies testdata/node to a directory of the user's cache named by its content, where npm
-// installs its dependencies: node_modules never lands in the work tree, and later runs reuse it.
-func rigDir(t *testing.T) string {
-	t.Helper()
-	src := filepath.Join("testdata", "node")
-	files := []string{"package.json", "package-lock.json", ".npmrc", "function.mjs", "publish.mjs"}
-	sum := sha256.New()
-	contents := make([][]byte, len(files))
-	for i, f := range files {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		contents[i] = b
-		fmt.Fprintf(sum, "%s %d\n", f, len(b))
-		sum.Write(b)
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = t.TempDir()
-	}
-	dir := filepath.Join(base, "sseedge", fmt.Sprintf("grip-rig-%x", sum.Sum(nil)[:8]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f), contents[i], 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
+	return testutil.NodeRig(t, "grip-rig", filepath.Join("testdata", "node"),
+		[]string{"package.json", "package-lock.json", ".npmrc", "function.mjs", "publish.mjs"}, filepath.Join("@fanoutio", "serve-grip"))
 }
 
 // startFunction runs function.mjs with key and returns its base URL; the process ends with the test.

@@ -3,13 +3,11 @@ package mcp_test
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -98,25 +96,8 @@ func TestGoSDKSSE(t *testing.T) {
 // TestTypeScriptSDK runs the official TypeScript SDK (mcp/testdata/tsclient) over both transports. It
 // needs node and npm, and runs npm install (into the user's cache directory, not the work tree).
 func TestTypeScriptSDK(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the TypeScript SDK test needs Node 18+ and npm")
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		t.Skip("npm is not installed: the TypeScript SDK test needs Node 18+ and npm")
-	}
-	dir := tsClientDir(t)
-	ictx, icancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer icancel()
-	install := exec.CommandContext(ictx, npm, "install", "--no-audit", "--no-fund", "--loglevel=error")
-	install.Dir = dir
-	if out, err := install.CombinedOutput(); err != nil {
-		if _, serr := os.Stat(filepath.Join(dir, "node_modules", "@modelcontextprotocol", "sdk")); serr != nil {
-			t.Skipf("npm install failed (offline?), skipping the TypeScript SDK test: %v\n%s", err, out)
-		}
-		t.Logf("npm install failed, using the node_modules already there: %v\n%s", err, out)
-	}
+	node, dir := testutil.NodeRig(t, "mcp-tsclient", filepath.Join("testdata", "tsclient"),
+		[]string{"package.json", "package-lock.json", ".npmrc", "client.mjs"}, filepath.Join("@modelcontextprotocol", "sdk"))
 
 	h := start(t, options{heartbeat: 100 * time.Millisecond})
 	for _, tc := range []struct{ transport, url string }{
@@ -155,39 +136,6 @@ func TestTypeScriptSDK(t *testing.T) {
 	// The streamable client ended its session with DELETE; the HTTP+SSE one ended with its stream.
 	testutil.WaitFor(t, "the streams to close", func() bool { return h.srv.Stats().ClientStreams == 0 })
 	testutil.WaitFor(t, "both sessions to end", func() bool { return h.sessions.Len() == 0 })
-}
-
-// tsClientDir copies testdata/tsclient to a directory of the user's cache named by its content, where npm
-// installs its dependencies: node_modules never lands in the work tree, and later runs reuse it.
-func tsClientDir(t *testing.T) string {
-	t.Helper()
-	src := filepath.Join("testdata", "tsclient")
-	files := []string{"package.json", "package-lock.json", ".npmrc", "client.mjs"}
-	sum := sha256.New()
-	contents := make([][]byte, len(files))
-	for i, f := range files {
-		b, err := os.ReadFile(filepath.Join(src, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		contents[i] = b
-		fmt.Fprintf(sum, "%s %d\n", f, len(b))
-		sum.Write(b)
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		base = t.TempDir()
-	}
-	dir := filepath.Join(base, "sseedge", fmt.Sprintf("mcp-tsclient-%x", sum.Sum(nil)[:8]))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for i, f := range files {
-		if err := os.WriteFile(filepath.Join(dir, f), contents[i], 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 // heldStreamFraming says what, on a held stream, breaks SSE clients that take every event for theirs:
