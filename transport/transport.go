@@ -41,6 +41,12 @@ type Request struct {
 type Spec struct {
 	Kind Kind
 	Key  string // a client ID (Client) or a canonical topic (Topic)
+	// Topics, when not empty, makes this a multi-topic stream (GET /subscribe?topic=…&topic=…, GET
+	// /sse/{id}?topic=…, a GRIP hold): the canonical topics it reads, as fanout.NormalizeTopics returns
+	// them, beside the client's own stream Key (Kind Client) or instead of Key (Kind Topic, Key "").
+	// Its events carry the stream's cursor as their id (fanout.CursorState), and LastEventID is such a
+	// cursor. Nil: the single-key stream, which sends exactly what it always has.
+	Topics []string
 	// LastEventID resumes the stream after that event; "" reads live events only.
 	LastEventID string
 	Meta        map[string]string // shown by GET /admin/connections; nil when the client sent none
