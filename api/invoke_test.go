@@ -18,8 +18,8 @@ import (
 )
 
 // upperFn answers {"text": UPPER(text)} and reports the headers it was given.
-func upperFn(t *testing.T) *fnServer {
-	return newFn(t, func(w http.ResponseWriter, r *http.Request) {
+func upperFn(t *testing.T) *testutil.FunctionServer {
+	return testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		var in struct{ Text string }
 		json.Unmarshal(readAll(r), &in)
 		w.Header().Set("Content-Type", "application/json")
@@ -77,8 +77,8 @@ func TestInvokeBadRequests(t *testing.T) {
 			t.Errorf("%s %s = %d %s, want %d %s", c.path, c.body, st, b, c.status, c.code)
 		}
 	}
-	if fn.hits.Load() != 0 {
-		t.Errorf("function called %d times by bad requests", fn.hits.Load())
+	if fn.Hits.Load() != 0 {
+		t.Errorf("function called %d times by bad requests", fn.Hits.Load())
 	}
 	// An empty body is a call with a null payload.
 	if st, _, b := e.do("POST", "/invoke/upper", ""); st != 200 {
@@ -88,7 +88,7 @@ func TestInvokeBadRequests(t *testing.T) {
 
 func TestSyncErrorsMapToStatuses(t *testing.T) {
 	e := newEdge(t, nil)
-	fn := newFn(t, func(w http.ResponseWriter, r *http.Request) {
+	fn := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		readAll(r)
 		switch r.URL.Path {
 		case "/hang":
@@ -123,7 +123,7 @@ func TestSyncErrorsMapToStatuses(t *testing.T) {
 func TestRetryTwice503ThenSuccess(t *testing.T) {
 	e := newEdge(t, nil)
 	var n atomic.Int64
-	fn := newFn(t, func(w http.ResponseWriter, r *http.Request) {
+	fn := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1)%3 != 0 { // 503, 503, 200, 503, 503, 200, ...
 			w.WriteHeader(503)
 			return
@@ -177,7 +177,7 @@ func TestAsyncDeliversToTheRightClientOnly(t *testing.T) {
 
 func TestAsyncFailuresAreDelivered(t *testing.T) {
 	e := newEdge(t, nil)
-	fn := newFn(t, func(w http.ResponseWriter, r *http.Request) {
+	fn := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		readAll(r)
 		switch r.URL.Path {
 		case "/hang":
@@ -213,7 +213,7 @@ func TestAsyncFailuresAreDelivered(t *testing.T) {
 func TestBreakerThroughAPI(t *testing.T) {
 	e := newEdge(t, nil)
 	var healthy atomic.Bool
-	fn := newFn(t, func(w http.ResponseWriter, r *http.Request) {
+	fn := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if !healthy.Load() {
 			w.WriteHeader(500)
 			return
@@ -226,10 +226,10 @@ func TestBreakerThroughAPI(t *testing.T) {
 			t.Fatalf("failing call = %d %s", st, b)
 		}
 	}
-	seen := fn.hits.Load()
+	seen := fn.Hits.Load()
 	st, _, b := e.do("POST", "/invoke/shaky", `{}`)
-	if _, code := errorBody(t, b); st != 503 || code != "circuit_open" || fn.hits.Load() != seen {
-		t.Fatalf("open breaker = %d %s, function hits %d->%d", st, b, seen, fn.hits.Load())
+	if _, code := errorBody(t, b); st != 503 || code != "circuit_open" || fn.Hits.Load() != seen {
+		t.Fatalf("open breaker = %d %s, function hits %d->%d", st, b, seen, fn.Hits.Load())
 	}
 	_, _, b = e.do("GET", "/admin/functions/shaky", "")
 	if !strings.Contains(string(b), `"breaker_state":"open"`) || !strings.Contains(string(b), `"healthy":false`) {
@@ -270,7 +270,7 @@ func TestHangingFunctionLeavesNothingBehind(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	func() {
 		e := newEdge(t, nil)
-		fn := newFn(t, func(w http.ResponseWriter, r *http.Request) {
+		fn := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 			readAll(r)
 			<-r.Context().Done()
 		})
@@ -297,7 +297,7 @@ func TestHangingFunctionLeavesNothingBehind(t *testing.T) {
 func TestAsyncLimitAndClose(t *testing.T) {
 	release := make(chan struct{})
 	e := newEdge(t, func(c *api.Config) { c.MaxAsync = 2 })
-	fn := newFn(t, func(w http.ResponseWriter, r *http.Request) {
+	fn := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		readAll(r)
 		<-release
 	})
@@ -311,7 +311,7 @@ func TestAsyncLimitAndClose(t *testing.T) {
 	if _, code := errorBody(t, b); st != 429 || code != "too_many_invocations" {
 		t.Fatalf("third async = %d %s, want 429", st, b)
 	}
-	testutil.WaitFor(t, "both calls at the function", func() bool { return fn.hits.Load() == 2 })
+	testutil.WaitFor(t, "both calls at the function", func() bool { return fn.Hits.Load() == 2 })
 
 	closed := make(chan error, 1)
 	go func() { closed <- e.api.Close(context.Background()) }()
@@ -340,13 +340,13 @@ func TestAsyncLimitAndClose(t *testing.T) {
 
 func TestCloseTimeoutCancelsAndStillDelivers(t *testing.T) {
 	e := newEdge(t, nil)
-	fn := newFn(t, func(w http.ResponseWriter, r *http.Request) {
+	fn := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		readAll(r)
 		<-r.Context().Done()
 	})
 	e.register(fmt.Sprintf(`{"name":"stuck","endpoint":%q,"timeout":2,"retry":{"attempt_timeout":0.2,"max_attempts":10,"backoff_base":0.3,"backoff_cap":0.3}}`, fn.URL))
 	e.do("POST", "/invoke/stuck", `{"client_id":"c","async":true}`)
-	testutil.WaitFor(t, "the call to start", func() bool { return fn.hits.Load() >= 1 })
+	testutil.WaitFor(t, "the call to start", func() bool { return fn.Hits.Load() >= 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := e.api.Close(ctx); err == nil {
@@ -368,7 +368,7 @@ func TestThousandConcurrentAsync(t *testing.T) {
 		e := newEdge(t, nil)
 		var arrived atomic.Int64
 		allIn := make(chan struct{})
-		fn := newFn(t, func(w http.ResponseWriter, r *http.Request) {
+		fn := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 			body := readAll(r)
 			if arrived.Add(1) == total {
 				close(allIn)

@@ -46,7 +46,7 @@ func TestRetriedInvokeIsOneTrace(t *testing.T) {
 	e := newEdge(t, nil)
 	var n atomic.Int64
 	var seen seenParents
-	fn := newFn(t, func(w http.ResponseWriter, r *http.Request) {
+	fn := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		seen.add(r)
 		if n.Add(1)%2 == 1 { // 503, 200, 503, 200, ...
 			w.WriteHeader(503)

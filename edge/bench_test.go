@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"runtime"
 	"syscall"
@@ -25,7 +24,7 @@ type benchEdge struct {
 
 func newBenchEdge(tb testing.TB, n int, register bool) *benchEdge {
 	tb.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	srv, err := New(Config{Node: node.New(node.Config{Logger: log}), Logger: log, HeartbeatInterval: time.Hour})
 	if err != nil {
 		tb.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -456,7 +457,7 @@ func TestStreamOnKeepAliveConnection(t *testing.T) {
 
 func TestGracefulShutdown(t *testing.T) {
 	leakCheck(t)
-	srv, err := teststack.New(teststack.Config{Logger: quietLogger()})
+	srv, err := teststack.New(teststack.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -525,7 +526,7 @@ func TestLongStreamHeads(t *testing.T) {
 // drain deadline passes, and Shutdown must still close everything and return.
 func TestShutdownWithStalledStream(t *testing.T) {
 	leakCheck(t)
-	srv, err := teststack.New(teststack.Config{Logger: quietLogger(), SendBufferBytes: 4096, WriteTimeout: time.Minute})
+	srv, err := teststack.New(teststack.Config{Logger: slog.New(slog.DiscardHandler), SendBufferBytes: 4096, WriteTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +571,7 @@ func TestShutdownWithStalledStream(t *testing.T) {
 // for its own.
 func TestHeldStreamFraming(t *testing.T) {
 	leakCheck(t)
-	srv, err := teststack.New(teststack.Config{Logger: quietLogger(), HeartbeatInterval: 50 * time.Millisecond})
+	srv, err := teststack.New(teststack.Config{Logger: slog.New(slog.DiscardHandler), HeartbeatInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,34 +23,16 @@ import (
 )
 
 // TestMain configures netpoll as cmd/edge does (small read buffers, so every test also runs with heads
-// longer than one buffer) and starts its pollers once, so goroutine counts taken by tests see only their
-// own.
+// longer than one buffer) and starts what a process keeps for its life once (teststack.WarmUp), so
+// goroutine counts taken by tests see only their own.
 func TestMain(m *testing.M) {
 	if err := edge.ConfigureNetpoll(0); err != nil {
 		panic(err)
 	}
-	srv, err := teststack.New(teststack.Config{Logger: quietLogger()})
-	if err != nil {
+	if err := teststack.WarmUp(); err != nil {
 		panic(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-		fmt.Fprintf(c, "GET /admin/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		_, _ = io.ReadAll(c)
-		c.Close()
-	}
-	_ = srv.Shutdown(context.Background())
-	<-done
 	os.Exit(m.Run())
-}
-
-func quietLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 // testServer is a real edge on a loopback port.
@@ -70,7 +52,7 @@ func startWith(t *testing.T, cfg teststack.Config, beforeServe func(*teststack.S
 	t.Helper()
 	leakCheck(t)
 	if cfg.Logger == nil {
-		cfg.Logger = quietLogger()
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.NodeID == "" {
 		cfg.NodeID = "test-node"

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,23 +39,6 @@ func fn(t *testing.T, name string, endpoints []string, edit func(*registry.Funct
 		t.Fatalf("Normalize: %v", err)
 	}
 	return n
-}
-
-// countingServer serves h and counts the requests it receives.
-type countingServer struct {
-	*httptest.Server
-	hits atomic.Int64
-}
-
-func newServer(t *testing.T, h http.HandlerFunc) *countingServer {
-	t.Helper()
-	cs := &countingServer{}
-	cs.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cs.hits.Add(1)
-		h(w, r)
-	}))
-	t.Cleanup(cs.Close)
-	return cs
 }
 
 // deadAddress returns the URL of a loopback port nobody listens on any more.

@@ -25,7 +25,7 @@ import (
 func TestInvokeSendsPayloadAndHeaders(t *testing.T) {
 	var got http.Header
 	var body []byte
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		got, body = r.Header.Clone(), readBody(r)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"ok":true}`)
@@ -66,7 +66,7 @@ func TestInvokeSendsPayloadAndHeaders(t *testing.T) {
 
 func TestRetriesThenSucceeds(t *testing.T) {
 	var n atomic.Int64
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1) <= 2 {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			return
@@ -84,7 +84,7 @@ func TestRetriesThenSucceeds(t *testing.T) {
 }
 
 func TestNonRetryableStatusIsAResult(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprint(w, "nope")
 	})
@@ -93,13 +93,13 @@ func TestNonRetryableStatusIsAResult(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Invoke: %v", err)
 	}
-	if res.Status != 404 || res.Attempts != 1 || srv.hits.Load() != 1 {
-		t.Fatalf("result = %+v, hits %d; want one 404", res, srv.hits.Load())
+	if res.Status != 404 || res.Attempts != 1 || srv.Hits.Load() != 1 {
+		t.Fatalf("result = %+v, hits %d; want one 404", res, srv.Hits.Load())
 	}
 }
 
 func TestUpstreamErrorAfterAttempts(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) })
 	inv := newInvoker(t, invoker.Config{})
 	_, err := invoke(t, inv, fn(t, "down", []string{srv.URL}, nil), `{}`)
 	ie := wantCode(t, err, invoker.CodeUpstreamError)
@@ -110,7 +110,7 @@ func TestUpstreamErrorAfterAttempts(t *testing.T) {
 
 func TestHangingFunctionTimesOutWithoutLeaks(t *testing.T) {
 	baseline := runtime.NumGoroutine()
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/ok" {
 			return
 		}
@@ -141,7 +141,7 @@ func TestHangingFunctionTimesOutWithoutLeaks(t *testing.T) {
 
 func TestAttemptTimeoutLeavesRoomForRetry(t *testing.T) {
 	var n atomic.Int64
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1) == 1 {
 			hang(r)
 			return
@@ -162,7 +162,7 @@ func TestAttemptTimeoutLeavesRoomForRetry(t *testing.T) {
 func TestBreakerOpensFailsFastAndRecovers(t *testing.T) {
 	var failing atomic.Bool
 	failing.Store(true)
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if failing.Load() {
 			w.WriteHeader(http.StatusInternalServerError)
 			return
@@ -183,13 +183,13 @@ func TestBreakerOpensFailsFastAndRecovers(t *testing.T) {
 	if s := inv.Health("breaky").Endpoints[0].BreakerState; s != "open" {
 		t.Fatalf("breaker state = %s, want open", s)
 	}
-	hits := srv.hits.Load()
+	hits := srv.Hits.Load()
 	for range 5 {
 		_, err := invoke(t, inv, f, `{}`)
 		wantCode(t, err, invoker.CodeCircuitOpen)
 	}
-	if srv.hits.Load() != hits {
-		t.Fatalf("function saw %d requests while the breaker was open", srv.hits.Load()-hits)
+	if srv.Hits.Load() != hits {
+		t.Fatalf("function saw %d requests while the breaker was open", srv.Hits.Load()-hits)
 	}
 	if h := inv.Health("breaky"); h.Healthy {
 		t.Fatalf("health = %+v, want unhealthy while open", h)
@@ -208,7 +208,7 @@ func TestBreakerOpensFailsFastAndRecovers(t *testing.T) {
 
 func TestFailureRatioTrips(t *testing.T) {
 	var n atomic.Int64
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if n.Add(1)%2 == 0 { // every other call fails: never 2 failures in a row
 			w.WriteHeader(http.StatusInternalServerError)
 		}
@@ -226,7 +226,7 @@ func TestFailureRatioTrips(t *testing.T) {
 }
 
 func TestNewBreakerSettingsGetNewBreaker(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) })
 	inv := newInvoker(t, invoker.Config{})
 	f := fn(t, "rereg", []string{srv.URL}, func(f *registry.Function) { f.Breaker.ConsecutiveFailures = 1 })
 	invoke(t, inv, f, `{}`)
@@ -245,7 +245,7 @@ func TestNewBreakerSettingsGetNewBreaker(t *testing.T) {
 
 func TestTwoEndpointsOneDown(t *testing.T) {
 	baseline := runtime.NumGoroutine()
-	up := newServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "up") })
+	up := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "up") })
 	inv := invoker.New(invoker.Config{MaxIdleConnDuration: 100 * time.Millisecond})
 	f := fn(t, "pair", []string{deadAddress(t), up.URL}, nil)
 	for i := range 40 {
@@ -265,8 +265,8 @@ func TestTwoEndpointsOneDown(t *testing.T) {
 
 func TestRoundRobin(t *testing.T) {
 	var a, b atomic.Int64
-	sa := newServer(t, func(w http.ResponseWriter, r *http.Request) { a.Add(1) })
-	sb := newServer(t, func(w http.ResponseWriter, r *http.Request) { b.Add(1) })
+	sa := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) { a.Add(1) })
+	sb := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) { b.Add(1) })
 	inv := newInvoker(t, invoker.Config{})
 	f := fn(t, "rr", []string{sa.URL, sb.URL}, nil)
 	for range 10 {
@@ -280,8 +280,8 @@ func TestRoundRobin(t *testing.T) {
 }
 
 func TestRetryMovesToNextEndpoint(t *testing.T) {
-	bad := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
-	good := newServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "good") })
+	bad := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) })
+	good := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "good") })
 	inv := newInvoker(t, invoker.Config{})
 	f := fn(t, "mover", []string{bad.URL, good.URL}, func(f *registry.Function) { f.Retry.MaxAttempts = 2 })
 	for range 6 {
@@ -294,7 +294,7 @@ func TestRetryMovesToNextEndpoint(t *testing.T) {
 
 func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
 	var n atomic.Int64
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/long" {
 			w.Header().Set("Retry-After", "30")
 			w.WriteHeader(429)
@@ -321,7 +321,7 @@ func TestTooManyRequestsHonoursRetryAfter(t *testing.T) {
 }
 
 func TestResponseTooLarge(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, 8192)) })
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write(make([]byte, 8192)) })
 	inv := newInvoker(t, invoker.Config{MaxResponseBytes: 1024})
 	_, err := invoke(t, inv, fn(t, "big", []string{srv.URL}, nil), `{}`)
 	ie := wantCode(t, err, invoker.CodeResponseTooLarge)
@@ -331,13 +331,13 @@ func TestResponseTooLarge(t *testing.T) {
 }
 
 func TestCanceledContext(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {})
 	inv := newInvoker(t, invoker.Config{})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := inv.Invoke(ctx, fn(t, "c", []string{srv.URL}, nil), invoker.Request{})
 	wantCode(t, err, invoker.CodeCanceled)
-	if srv.hits.Load() != 0 {
+	if srv.Hits.Load() != 0 {
 		t.Fatal("function called despite a canceled context")
 	}
 }
@@ -345,8 +345,8 @@ func TestCanceledContext(t *testing.T) {
 func TestHealthChecks(t *testing.T) {
 	var sick atomic.Bool
 	healthHits := atomic.Int64{}
-	mk := func(name string) *countingServer {
-		return newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	mk := func(name string) *testutil.FunctionServer {
+		return testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/health" {
 				healthHits.Add(1)
 				if name == "b" && sick.Load() {
@@ -395,7 +395,7 @@ func TestHealthChecks(t *testing.T) {
 }
 
 func TestAllEndpointsUnhealthy(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/health" {
 			w.WriteHeader(500)
 		}
@@ -423,7 +423,7 @@ func TestHealthForUnseenFunction(t *testing.T) {
 func TestSpansAndTraceparent(t *testing.T) {
 	var tp atomic.Value
 	var n atomic.Int64
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		tp.Store(r.Header.Get("Traceparent"))
 		if n.Add(1) == 1 {
 			w.WriteHeader(503)
@@ -457,7 +457,7 @@ func TestSpansAndTraceparent(t *testing.T) {
 }
 
 func TestConcurrentInvokes(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {
 		var v map[string]int
 		json.Unmarshal(readBody(r), &v)
 		fmt.Fprintf(w, "%d", v["i"])
@@ -485,7 +485,7 @@ func TestClosedInvoker(t *testing.T) {
 }
 
 func TestCallerDeadlineIsATimeout(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { hang(r) })
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) { hang(r) })
 	inv := newInvoker(t, invoker.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
@@ -499,7 +499,7 @@ func TestCallerDeadlineIsATimeout(t *testing.T) {
 
 func TestCloseStopsHealthChecks(t *testing.T) {
 	baseline := runtime.NumGoroutine()
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {})
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) {})
 	inv := invoker.New(invoker.Config{MaxIdleConnDuration: 100 * time.Millisecond})
 	f := fn(t, "probed", []string{srv.URL}, func(f *registry.Function) { f.HealthEndpoint = "/health" })
 	var rounds atomic.Int64
@@ -524,7 +524,7 @@ func TestCloseStopsHealthChecks(t *testing.T) {
 }
 
 func TestDialHookIsUsed(t *testing.T) {
-	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	srv := testutil.NewFunctionServer(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
 	var dials atomic.Int64
 	guard := errors.New("refused by guard")
 	inv := newInvoker(t, invoker.Config{Dial: func(addr string) (net.Conn, error) {

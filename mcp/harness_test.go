@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -28,29 +27,14 @@ import (
 	"github.com/sseedge/sseedge/registry"
 )
 
-// TestMain starts netpoll's pollers once, so the goroutine counts taken by tests see only their own.
+// TestMain starts what a process keeps for its life once (teststack.WarmUp), so the goroutine counts
+// taken by tests see only their own.
 func TestMain(m *testing.M) {
-	srv, err := teststack.New(teststack.Config{Logger: quiet()})
-	if err != nil {
+	if err := teststack.WarmUp(); err != nil {
 		panic(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-		fmt.Fprintf(c, "GET /admin/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-		_, _ = io.ReadAll(c)
-		c.Close()
-	}
-	_ = srv.Shutdown(context.Background())
-	<-done
 	os.Exit(m.Run())
 }
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // upperServer is the sample MCP function of examples/functions (NewMCPHandler), which a test cannot
 // import from package main: the same tool on the same kit.
@@ -160,15 +144,15 @@ func start(t *testing.T, o options) *harness {
 
 	// A dialer of our own (cmd/edge has netguard's) and short idle times: fasthttp's cleaner goroutines
 	// end soon after the test, so the leak check sees them gone.
-	inv := invoker.New(invoker.Config{Logger: quiet(), MaxIdleConnDuration: 200 * time.Millisecond,
+	inv := invoker.New(invoker.Config{Logger: slog.New(slog.DiscardHandler), MaxIdleConnDuration: 200 * time.Millisecond,
 		DialTimeout: func(addr string, timeout time.Duration) (net.Conn, error) {
 			return (&net.Dialer{Timeout: timeout}).Dial("tcp", addr)
 		}})
-	srv, err := teststack.New(teststack.Config{NodeID: "test-node", Logger: quiet(), HeartbeatInterval: o.heartbeat, CORSOrigins: o.origins})
+	srv, err := teststack.New(teststack.Config{NodeID: "test-node", Logger: slog.New(slog.DiscardHandler), HeartbeatInterval: o.heartbeat, CORSOrigins: o.origins})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := mcp.New(mcp.Config{Functions: h.store, Invoker: inv, Streams: srv, Sessions: h.sessions, Logger: quiet(), Metrics: o.metrics})
+	gw, err := mcp.New(mcp.Config{Functions: h.store, Invoker: inv, Streams: srv, Sessions: h.sessions, Logger: slog.New(slog.DiscardHandler), Metrics: o.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

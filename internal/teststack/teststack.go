@@ -5,11 +5,13 @@ package teststack
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
 	"github.com/fasthttp/router"
+	"github.com/valyala/fasthttp"
 
 	"github.com/sseedge/sseedge/api"
 	"github.com/sseedge/sseedge/auth"
@@ -122,3 +124,29 @@ func (s *Stack) EndClientStreams(ctx context.Context, clientID string) error {
 
 // OriginAllowed reports whether the node's CORS policy allows origin (MCP's Streams contract).
 func (s *Stack) OriginAllowed(origin string) bool { return s.origins.Allowed(origin) }
+
+// WarmUp starts what a process starts once and keeps for its life (netpoll's pollers, fasthttp's
+// server-date ticker and its default dialer's address cleaner) by serving one request on a stack and
+// dialing it with fasthttp, so that the goroutine counts a test takes see only its own goroutines. A
+// package's TestMain calls it before m.Run.
+func WarmUp() error {
+	s, err := New(Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	status, _, err := fasthttp.GetTimeout(nil, "http://"+ln.Addr().String()+"/admin/health", 10*time.Second)
+	if err == nil && status != fasthttp.StatusOK {
+		err = fmt.Errorf("teststack: warm-up health answered %d", status)
+	}
+	if shutErr := s.Shutdown(context.Background()); err == nil {
+		err = shutErr
+	}
+	<-served
+	return err
+}
