@@ -16,6 +16,7 @@ import (
 
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sseedge/sseedge/api"
 	"github.com/sseedge/sseedge/internal/teststack"
@@ -29,6 +30,9 @@ type delivery struct {
 	Event    string
 	Data     api.FunctionResponse
 	Raw      string
+	// Span is the span context Deliver's ctx carried: the publish of an async result belongs to the
+	// invoke's trace.
+	Span trace.SpanContext
 }
 
 // recorder records Deliver calls and lets tests wait for them.
@@ -40,13 +44,13 @@ type recorder struct {
 
 func newRecorder() *recorder { return &recorder{news: make(chan struct{}, 4096)} }
 
-func (r *recorder) deliver(_ context.Context, clientID, event string, data []byte) error {
+func (r *recorder) deliver(ctx context.Context, clientID, event string, data []byte) error {
 	var fr api.FunctionResponse
 	if err := json.Unmarshal(data, &fr); err != nil {
 		return err
 	}
 	r.mu.Lock()
-	r.got = append(r.got, delivery{ClientID: clientID, Event: event, Data: fr, Raw: string(data)})
+	r.got = append(r.got, delivery{ClientID: clientID, Event: event, Data: fr, Raw: string(data), Span: trace.SpanContextFromContext(ctx)})
 	r.mu.Unlock()
 	select {
 	case r.news <- struct{}{}:

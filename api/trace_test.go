@@ -93,12 +93,17 @@ func TestRetriedInvokeIsOneTrace(t *testing.T) {
 	if st != 202 {
 		t.Fatalf("async = %d %s", st, b)
 	}
-	if d := e.rec.next(t); d.Data.TraceID != asyncTrace || d.Data.Attempts != 2 || d.Data.Status != "ok" {
+	d := e.rec.next(t)
+	if d.Data.TraceID != asyncTrace || d.Data.Attempts != 2 || d.Data.Status != "ok" {
 		t.Fatalf("function_response %s; want trace_id %s after 2 attempts", d.Raw, asyncTrace)
 	}
 	atid, _ := trace.TraceIDFromHex(asyncTrace)
 	inv, attempts = invokeSpans(t, rec, atid, "flaky")
 	checkAttempts(t, inv, attempts, seen.take())
+	// The result's publish runs in the caller's trace, beside the invoke span, not on a context of its own.
+	if d.Span.TraceID() != atid || d.Span.SpanID().String() != "b7ad6b7169203331" {
+		t.Errorf("Deliver ran in span %s/%s; want the caller's %s/b7ad6b7169203331", d.Span.TraceID(), d.Span.SpanID(), atid)
+	}
 }
 
 // invokeSpans returns trace tid's one "invoke <fn>" span and its attempt spans, oldest first.
