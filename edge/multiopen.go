@@ -1,0 +1,288 @@
+package edge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/transport"
+)
+
+// Reasons of the resets a multi-topic stream sends besides the hub's (fanout.ResetNotRetained,
+// fanout.ResetHistoryUnavailable).
+const (
+	// resetNotACursor: the Last-Event-ID is not a cursor of this stream (a plain event ID, another
+	// version, corrupt): every key starts afresh.
+	resetNotACursor = "last_event_id_not_a_cursor"
+	// resetNotInCursor: the cursor holds no position for this key (a topic the stream did not read
+	// when the id was sent).
+	resetNotInCursor = "topic_not_in_cursor"
+)
+
+// openMulti subscribes a multi-topic stream, whose head is queued and held, to every key it reads.
+func (s *Server) openMulti(st *stream, spec transport.Spec) {
+	m := &multi{st: st, envelope: spec.Envelope, asked: spec.Topics, requested: slices.Clone(spec.Topics),
+		early: make(map[*keySub][]*fanout.Frame)}
+	keys := slices.Clone(spec.Topics)
+	if spec.Kind == transport.Client {
+		m.client = spec.Key
+		keys = append(keys, spec.Key)
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	st.multi.Store(m)
+	at := m.positions(spec.LastEventID, keys)
+
+	m.changes.Lock()
+	defer m.changes.Unlock()
+	subs := m.subscribe(keys, at)
+	st.mu.Lock()
+	for i, k := range keys {
+		if k == m.client && m.client != "" {
+			m.own = subs[i]
+		}
+	}
+	ok, _, _ := m.goLive(keys, subs, at)
+	st.live = ok
+	st.mu.Unlock()
+	if !ok {
+		m.unsubscribe(subs)
+	}
+}
+
+// positions decodes a multi-topic stream's Last-Event-ID into a starting position for each of keys.
+// A cursor over its length bound is refused by the opener (400); anything else that is not a cursor of
+// the stream makes every key start afresh with a reset, never an error.
+func (m *multi) positions(lastEventID string, keys []string) []position {
+	at := make([]position, len(keys))
+	if lastEventID == "" {
+		return at
+	}
+	c, err := fanout.DecodeCursor(lastEventID)
+	if err != nil {
+		m.st.srv.cfg.Metrics.BadCursor()
+		for i := range at {
+			at[i] = position{reset: resetNotACursor, last: lastEventID}
+		}
+		return at
+	}
+	for i, p := range c.Positions(keys) {
+		if p == "" {
+			at[i] = position{reset: resetNotInCursor}
+			continue
+		}
+		at[i].id = p
+	}
+	return at
+}
+
+// change adds or removes topics on the live stream (a server-side subscription change). It runs on a
+// goroutine of its own: it calls the hubs, which deliver under their locks.
+func (m *multi) change(add bool, topics []string) {
+	m.changes.Lock()
+	defer m.changes.Unlock()
+	st := m.st
+	st.mu.Lock()
+	if st.gone {
+		st.mu.Unlock()
+		return
+	}
+	req := slices.Clone(m.requested)
+	for _, t := range topics {
+		if add {
+			req = append(req, t)
+		} else {
+			req = slices.DeleteFunc(req, func(r string) bool { return r == t })
+		}
+	}
+	want, err := fanout.NormalizeTopics(req, fanout.MaxTopicsPerStream)
+	if err != nil {
+		st.mu.Unlock()
+		st.srv.cfg.Metrics.TopicSubsChangeFailed()
+		st.srv.log.Warn("subscription change refused", "id", st.id, "client", m.client, "err", err)
+		return
+	}
+	m.requested = slices.Compact(slices.Sorted(slices.Values(req)))
+	if m.client != "" {
+		want = append(want, m.client)
+	}
+	var removed []*keySub
+	var keep []int
+	for i, k := range m.keys {
+		if slices.Contains(want, k) {
+			keep = append(keep, i)
+		} else {
+			removed = append(removed, m.subs[i])
+			m.subs[i].slot = slotRemoved
+		}
+	}
+	var added []string
+	for _, k := range want {
+		if !slices.Contains(m.keys, k) {
+			added = append(added, k)
+		}
+	}
+	if len(removed) > 0 {
+		keys, subs := make([]string, 0, len(keep)), make([]*keySub, 0, len(keep))
+		for _, i := range keep {
+			keys, subs = append(keys, m.keys[i]), append(subs, m.subs[i])
+		}
+		m.keys, m.subs = keys, subs
+		_ = m.rebuild()
+	}
+	st.mu.Unlock()
+	m.unsubscribe(removed)
+	if len(added) == 0 {
+		return
+	}
+	slices.Sort(added)
+	at := make([]position, len(added))
+	subs := m.subscribe(added, at)
+	st.mu.Lock()
+	ok, start, cut := m.goLive(added, subs, at)
+	st.mu.Unlock()
+	if !ok {
+		m.unsubscribe(subs)
+		return
+	}
+	st.afterQueue(start, cut)
+}
+
+// subsChange takes a subscription change off a refresh of the stream's client (under the hub's lock:
+// it only parses, and leaves the work to a goroutine of the change's own).
+func (s *stream) subsChange(b []byte) {
+	add, topics, err := transport.ParseSubsChange(b)
+	if err != nil {
+		s.srv.log.Warn("ignoring a malformed subscription change", "id", s.id, "err", err)
+		return
+	}
+	if s.kind != transport.Client {
+		return
+	}
+	go func() {
+		m := s.multi.Load()
+		if m == nil {
+			if m = s.becomeMulti(); m == nil {
+				return
+			}
+		}
+		m.change(add, topics)
+	}()
+}
+
+// becomeMulti turns a client's single-key stream into a multi-topic one reading its own key only, so
+// that the server can subscribe it to topics: its ids become cursors from then on. It returns nil when
+// the stream is gone or not yet subscribed.
+func (s *stream) becomeMulti() *multi {
+	pos, err := s.srv.node.Latest(context.Background(), transport.Client, s.key)
+	if err != nil || pos == "" {
+		pos = fanout.OriginID
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m := s.multi.Load(); m != nil {
+		return m
+	}
+	if s.gone || s.sub == nil {
+		return nil
+	}
+	m := &multi{st: s, client: s.key, early: make(map[*keySub][]*fanout.Frame), converted: true}
+	m.own = &keySub{m: m, sc: s.sub, slot: 0, kind: transport.Client}
+	m.keys, m.subs = []string{s.key}, []*keySub{m.own}
+	if m.rebuild() != nil {
+		return nil
+	}
+	m.cursor.Set(0, pos)
+	s.multi.Store(m)
+	return m
+}
+
+// rebuild sorts the stream's keys and rebuilds its cursor over them, keeping the positions of the keys
+// it still reads, and renumbers the slots of the live subscriptions. The caller holds st.mu.
+func (m *multi) rebuild() error {
+	order := make([]int, len(m.keys))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(m.keys[a], m.keys[b]) })
+	keys, subs := make([]string, len(order)), make([]*keySub, len(order))
+	for i, j := range order {
+		keys[i], subs[i] = m.keys[j], m.subs[j]
+	}
+	m.keys, m.subs = keys, subs
+	var err error
+	if m.cursor == nil {
+		m.cursor, err = fanout.NewCursorState(m.keys)
+	} else {
+		m.cursor, err = m.cursor.With(m.keys)
+	}
+	if err != nil { // not reached: keys are distinct and bounded by the openers and changes
+		m.st.srv.log.Error("multi-topic stream: cursor", "id", m.st.id, "err", err)
+		return err
+	}
+	for i, k := range m.subs {
+		if k.slot != slotPending {
+			k.slot = int32(i)
+		}
+	}
+	return nil
+}
+
+// resetFrame tells a multi-topic stream's client that events of one of its keys after last may be
+// lost: topic names it, or client for the client's own key.
+func resetFrame(reason, topic, client, key, last string) *fanout.Frame {
+	body := struct {
+		Reason      string `json:"reason"`
+		Topic       string `json:"topic,omitempty"`
+		ClientID    string `json:"client_id,omitempty"`
+		LastEventID string `json:"last_event_id,omitempty"`
+	}{Reason: reason, Topic: topic, LastEventID: last}
+	if topic == "" {
+		body.ClientID = client
+	}
+	_ = key
+	data, _ := json.Marshal(body) // strings always encode
+	return &fanout.Frame{Bytes: fanout.AppendFrame(nil, "", "reset", data)}
+}
+
+// appendEnvelope appends f with the cursor as its id and its data wrapped as
+// {"topic":<topic>,"data":<data>}: the data as JSON when it is JSON, else as a JSON string; no "topic"
+// for the client's own events. Its event name is kept.
+func appendEnvelope(dst []byte, cs *fanout.CursorState, topic string, f *fanout.Frame) []byte {
+	name, data := splitFrame(f.Bytes)
+	env := struct {
+		Topic string          `json:"topic,omitempty"`
+		Data  json.RawMessage `json:"data"`
+	}{Topic: topic}
+	var compact bytes.Buffer
+	if json.Valid(data) && json.Compact(&compact, data) == nil {
+		env.Data = compact.Bytes()
+	} else {
+		env.Data, _ = json.Marshal(string(data))
+	}
+	body, _ := json.Marshal(env) // raw JSON checked above, strings always encode
+	dst = append(dst, "id: "...)
+	dst = cs.AppendTo(dst)
+	dst = append(dst, '\n')
+	return fanout.AppendFrame(dst, "", name, body)
+}
+
+// splitFrame reads the event name and data back from an event's frame (as fanout.AppendFrame wrote
+// it: the data's lines joined by "\n").
+func splitFrame(b []byte) (name string, data []byte) {
+	var lines [][]byte
+	for len(b) > 0 {
+		line, rest, _ := bytes.Cut(b, []byte("\n"))
+		b = rest
+		switch {
+		case bytes.HasPrefix(line, []byte("event: ")):
+			name = string(line[len("event: "):])
+		case bytes.HasPrefix(line, []byte("data: ")):
+			lines = append(lines, line[len("data: "):])
+		}
+	}
+	return name, bytes.Join(lines, []byte("\n"))
+}
