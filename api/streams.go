@@ -50,7 +50,10 @@ func (c *Core) openClient(_ context.Context, r transport.Request) (transport.Spe
 
 // openTopic decides GET /subscribe/{topic...}: a topic stream, authorized by a token whose topics cover
 // the topic. The node's own topics (node.ReservedTopicPrefix) take the admin token instead.
-func (c *Core) openTopic(_ context.Context, r transport.Request) (transport.Spec, *transport.Refusal) {
+func (c *Core) openTopic(ctx context.Context, r transport.Request) (transport.Spec, *transport.Refusal) {
+	if r.Path == "/subscribe" { // the router's /subscribe/{topic:*} takes it too
+		return c.openTopics(ctx, r)
+	}
 	spec := transport.Spec{Kind: transport.Topic}
 	var err error
 	if spec.Key, err = fanout.ParseTopic(strings.TrimPrefix(r.Path, "/subscribe")); err != nil {
