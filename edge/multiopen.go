@@ -79,16 +79,14 @@ func (m *multi) positions(lastEventID string, keys []string) []position {
 	return at
 }
 
-// change adds or removes topics on the live stream (a server-side subscription change). It runs on a
-// goroutine of its own: it calls the hubs, which deliver under their locks.
-func (m *multi) change(add bool, topics []string) {
-	m.changes.Lock()
-	defer m.changes.Unlock()
+// applyLocked records a server-side change of the stream's topics and takes the subscriptions it
+// ends out of the stream at once, so that nothing of theirs is queued after the change (which arrives
+// in order with the client's own events). It returns those, for the caller to unsubscribe off the
+// hub's lock, and the keys to subscribe (addKeys). The caller holds st.mu.
+func (m *multi) applyLocked(add bool, topics []string) (removed []*keySub, added []string) {
 	st := m.st
-	st.mu.Lock()
 	if st.gone {
-		st.mu.Unlock()
-		return
+		return nil, nil
 	}
 	req := slices.Clone(m.requested)
 	for _, t := range topics {
@@ -98,51 +96,66 @@ func (m *multi) change(add bool, topics []string) {
 			req = slices.DeleteFunc(req, func(r string) bool { return r == t })
 		}
 	}
-	want, err := fanout.NormalizeTopics(req, fanout.MaxTopicsPerStream)
+	want, err := m.wanted(req)
 	if err != nil {
-		st.mu.Unlock()
 		st.srv.cfg.Metrics.TopicSubsChangeFailed()
 		st.srv.log.Warn("subscription change refused", "id", st.id, "client", m.client, "err", err)
-		return
+		return nil, nil
 	}
 	m.requested = slices.Compact(slices.Sorted(slices.Values(req)))
-	if m.client != "" {
-		want = append(want, m.client)
-	}
-	var removed []*keySub
-	var keep []int
+	keys, subs := make([]string, 0, len(m.keys)), make([]*keySub, 0, len(m.keys))
 	for i, k := range m.keys {
 		if slices.Contains(want, k) {
-			keep = append(keep, i)
+			keys, subs = append(keys, k), append(subs, m.subs[i])
 		} else {
 			removed = append(removed, m.subs[i])
 			m.subs[i].slot = slotRemoved
 		}
 	}
-	var added []string
+	if len(removed) > 0 {
+		m.keys, m.subs = keys, subs
+		_ = m.rebuild()
+	}
 	for _, k := range want {
 		if !slices.Contains(m.keys, k) {
 			added = append(added, k)
 		}
 	}
-	if len(removed) > 0 {
-		keys, subs := make([]string, 0, len(keep)), make([]*keySub, 0, len(keep))
-		for _, i := range keep {
-			keys, subs = append(keys, m.keys[i]), append(subs, m.subs[i])
-		}
-		m.keys, m.subs = keys, subs
-		_ = m.rebuild()
+	return removed, added
+}
+
+// wanted is the keys the stream should read for the topics req: their subscriptions (NormalizeTopics)
+// and the client's own key.
+func (m *multi) wanted(req []string) ([]string, error) {
+	want, err := fanout.NormalizeTopics(req, fanout.MaxTopicsPerStream)
+	if err != nil {
+		return nil, err
 	}
+	if m.client != "" {
+		want = append(want, m.client)
+	}
+	return want, nil
+}
+
+// addKeys subscribes the stream to keys that a change asked for, unless it reads them by now or no
+// longer wants them (changes may overtake each other until here, where they are serialized). It calls
+// the hubs: never under a hub's lock or st.mu.
+func (m *multi) addKeys(keys []string) {
+	m.changes.Lock()
+	defer m.changes.Unlock()
+	st := m.st
+	st.mu.Lock()
+	want, _ := m.wanted(m.requested)
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(m.keys, k) || !slices.Contains(want, k) })
 	st.mu.Unlock()
-	m.unsubscribe(removed)
-	if len(added) == 0 {
+	if len(keys) == 0 {
 		return
 	}
-	slices.Sort(added)
-	at := make([]position, len(added))
-	subs := m.subscribe(added, at)
+	slices.Sort(keys)
+	at := make([]position, len(keys))
+	subs := m.subscribe(keys, at)
 	st.mu.Lock()
-	ok, start, cut := m.goLive(added, subs, at)
+	ok, start, cut := m.goLive(keys, subs, at)
 	st.mu.Unlock()
 	if !ok {
 		m.unsubscribe(subs)
@@ -151,8 +164,9 @@ func (m *multi) change(add bool, topics []string) {
 	st.afterQueue(start, cut)
 }
 
-// subsChange takes a subscription change off a refresh of the stream's client (under the hub's lock:
-// it only parses, and leaves the work to a goroutine of the change's own).
+// subsChange takes a subscription change off a refresh of the stream's client, under the hub's lock:
+// the subscriptions it ends leave the stream here, and the hub calls (unsubscribing, subscribing) are
+// left to a goroutine of the change's own.
 func (s *stream) subsChange(b []byte) {
 	add, topics, err := transport.ParseSubsChange(b)
 	if err != nil {
@@ -162,14 +176,29 @@ func (s *stream) subsChange(b []byte) {
 	if s.kind != transport.Client {
 		return
 	}
+	var removed []*keySub
+	var added []string
+	m := s.multi.Load()
+	if m != nil {
+		s.mu.Lock()
+		removed, added = m.applyLocked(add, topics)
+		s.mu.Unlock()
+	} else if !add {
+		return // a single-key stream reads no topic to remove
+	}
 	go func() {
-		m := s.multi.Load()
 		if m == nil {
 			if m = s.becomeMulti(); m == nil {
 				return
 			}
+			s.mu.Lock()
+			removed, added = m.applyLocked(add, topics)
+			s.mu.Unlock()
 		}
-		m.change(add, topics)
+		m.unsubscribe(removed)
+		if len(added) > 0 {
+			m.addKeys(added)
+		}
 	}()
 }
 
