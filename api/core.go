@@ -70,7 +70,7 @@ func NewCore(cfg CoreConfig) *Core {
 func (c *Core) Register(r *router.Router) {
 	a := c.cfg.Auth
 	r.GET("/sse/{clientId}", c.holdStream(c.openClient))
-	r.POST("/sse/{clientId}/token", c.handleTokenRefresh) // authorized by the new stream token itself
+	r.POST("/sse/{clientId}/token", c.handleTokenRefresh)    // authorized by the new stream token itself
 	r.GET("/subscribe/{topic:*}", c.holdStream(c.openTopic)) // "/subscribe" too: openTopics, for ?topic=…
 	r.POST("/publish/{topic:*}", a.Admin(c.handlePublish))
 	r.POST("/clients/{clientId}/events", a.Admin(c.handleClientEvent))

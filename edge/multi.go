@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/sseedge/sseedge/fanout"
@@ -55,6 +56,10 @@ type multi struct {
 	// converted: a client's single-key stream that a server-side subscribe made multi (becomeMulti);
 	// its own key's subscriber is the stream itself, which hands its events here.
 	converted bool
+	// holds counts the subscribes under way (subsChange to addKeys); while any is, the client key's
+	// events wait in held, to be merged with the new topics' first frames.
+	holds int
+	held  []*fanout.Frame
 }
 
 // send takes a frame of one of the stream's subscriptions.
@@ -77,6 +82,13 @@ func (m *multi) send(k *keySub, f *fanout.Frame) {
 		if f.ID != "" { // "" is the hub's own reset: the stream sends one naming the topic instead
 			m.early[k] = append(m.early[k], f)
 		}
+		st.mu.Unlock()
+		return
+	case k == m.own && m.holds > 0:
+		// A subscribe that arrived before this event is being made: the event waits for it, so that
+		// the client reads the new topics by the time it sees what followed the change (a function's
+		// result).
+		m.held = append(m.held, f)
 		st.mu.Unlock()
 		return
 	}
@@ -173,7 +185,14 @@ func (m *multi) goLive(keys []string, subs []*keySub, at []position) (ok, start,
 		s, c := st.queueLocked(f)
 		start, cut = start || s, cut || c
 	}
-	replays := make([]fanout.RootReplay, len(subs))
+	replays := make([]fanout.RootReplay, len(subs), len(subs)+1)
+	from := slices.Clone(subs)
+	if m.holds > 0 && m.own != nil { // this is a change's subscribe: the client key's events it held join
+		replays = append(replays, fanout.RootReplay{Root: m.client, Frames: m.held})
+		from = append(from, m.own)
+		m.held = nil
+		m.holds--
+	}
 	for i, k := range subs {
 		slot, _ := m.cursor.Slot(keys[i])
 		k.slot = int32(slot)
@@ -187,7 +206,7 @@ func (m *multi) goLive(keys []string, subs []*keySub, at []position) (ok, start,
 	}
 	sent := false
 	for _, mf := range fanout.MergeReplays(replays...) {
-		k := subs[mf.From]
+		k := from[mf.From]
 		m.cursor.Set(int(k.slot), mf.Frame.ID)
 		queue(m.frame(int(k.slot), mf.Frame))
 		sent = true
@@ -218,4 +237,24 @@ func (m *multi) close() {
 	clear(m.early)
 	st.mu.Unlock()
 	m.unsubscribe(subs)
+}
+
+// releaseLocked ends one hold of a subscribe that added nothing (or failed): the client key's events it
+// held are queued. The caller holds st.mu and calls afterQueue.
+func (m *multi) releaseLocked() (start, cut bool) {
+	if m.holds == 0 {
+		return false, false
+	}
+	m.holds--
+	held := m.held
+	m.held = nil
+	for _, f := range held {
+		if m.own == nil || m.own.slot < 0 {
+			break
+		}
+		m.cursor.Set(int(m.own.slot), f.ID)
+		s, c := m.st.queueLocked(m.frame(int(m.own.slot), f))
+		start, cut = start || s, cut || c
+	}
+	return start, cut
 }

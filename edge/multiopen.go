@@ -147,10 +147,13 @@ func (m *multi) addKeys(keys []string) {
 	st.mu.Lock()
 	want, _ := m.wanted(m.requested)
 	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(m.keys, k) || !slices.Contains(want, k) })
-	st.mu.Unlock()
 	if len(keys) == 0 {
+		start, cut := m.releaseLocked()
+		st.mu.Unlock()
+		st.afterQueue(start, cut)
 		return
 	}
+	st.mu.Unlock()
 	slices.Sort(keys)
 	at := make([]position, len(keys))
 	subs := m.subscribe(keys, at)
@@ -176,24 +179,25 @@ func (s *stream) subsChange(b []byte) {
 	if s.kind != transport.Client {
 		return
 	}
-	var removed []*keySub
-	var added []string
-	m := s.multi.Load()
-	if m != nil {
-		s.mu.Lock()
-		removed, added = m.applyLocked(add, topics)
-		s.mu.Unlock()
-	} else if !add {
+	if !add && s.multi.Load() == nil {
 		return // a single-key stream reads no topic to remove
 	}
-	go func() {
-		if m == nil {
-			if m = s.becomeMulti(); m == nil {
-				return
-			}
-			s.mu.Lock()
-			removed, added = m.applyLocked(add, topics)
+	s.mu.Lock()
+	m := s.multi.Load()
+	if m == nil {
+		if m = s.becomeMultiLocked(); m == nil {
 			s.mu.Unlock()
+			return
+		}
+	}
+	removed, added := m.applyLocked(add, topics)
+	if len(added) > 0 {
+		m.holds++ // released by addKeys
+	}
+	s.mu.Unlock()
+	go func() {
+		if m.converted {
+			m.ownPosition()
 		}
 		m.unsubscribe(removed)
 		if len(added) > 0 {
@@ -202,19 +206,11 @@ func (s *stream) subsChange(b []byte) {
 	}()
 }
 
-// becomeMulti turns a client's single-key stream into a multi-topic one reading its own key only, so
-// that the server can subscribe it to topics: its ids become cursors from then on. It returns nil when
-// the stream is gone or not yet subscribed.
-func (s *stream) becomeMulti() *multi {
-	pos, err := s.srv.node.Latest(context.Background(), transport.Client, s.key)
-	if err != nil || pos == "" {
-		pos = fanout.OriginID
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if m := s.multi.Load(); m != nil {
-		return m
-	}
+// becomeMultiLocked turns a client's single-key stream into a multi-topic one reading its own key only,
+// so that the server can subscribe it to topics: its ids become cursors from then on. Its key's position
+// is set by its next event, or by ownPosition. It returns nil when the stream is gone or not yet
+// subscribed. The caller holds s.mu (and the client hub's lock: it calls no hub).
+func (s *stream) becomeMultiLocked() *multi {
 	if s.gone || s.sub == nil {
 		return nil
 	}
@@ -224,9 +220,22 @@ func (s *stream) becomeMulti() *multi {
 	if m.rebuild() != nil {
 		return nil
 	}
-	m.cursor.Set(0, pos)
 	s.multi.Store(m)
 	return m
+}
+
+// ownPosition gives a converted stream's own key the position of its newest retained event, unless an
+// event has set one since the conversion (OriginID when it retains none).
+func (m *multi) ownPosition() {
+	pos, err := m.st.srv.node.Latest(context.Background(), transport.Client, m.client)
+	if err != nil || pos == "" {
+		pos = fanout.OriginID
+	}
+	m.st.mu.Lock()
+	if m.own.slot >= 0 && m.cursor.Pos(int(m.own.slot)) == "" {
+		m.cursor.Set(int(m.own.slot), pos)
+	}
+	m.st.mu.Unlock()
 }
 
 // rebuild sorts the stream's keys and rebuilds its cursor over them, keeping the positions of the keys

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -159,5 +161,56 @@ func TestMultiTopicStreamsAcrossNodes(t *testing.T) {
 	}
 	if strings.Join(room, " ") != "r2 r3" || strings.Join(own, " ") != "after-unsubscribe" {
 		t.Fatalf("resume of /room and alice on C: /room %q, alice %q", room, own)
+	}
+}
+
+// TestFunctionAnswerSubscribes: an async function answering {"subscribe": [...]} joins its caller to
+// those topics before the caller sees the function_response, so a "join room" function needs no second
+// call; "unsubscribe" leaves them.
+func TestFunctionAnswerSubscribes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an edge process")
+	}
+	fn := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/join" {
+			fmt.Fprint(w, `{"joined":"room","subscribe":["/room/7"]}`)
+			return
+		}
+		fmt.Fprint(w, `{"unsubscribe":["/room/7"]}`)
+	}))
+	t.Cleanup(fn.Close)
+	n := startNode(t, "solo")
+	for _, name := range []string{"join", "leave"} {
+		body := fmt.Sprintf(`{"name":%q,"endpoint":"%s/%s","timeout":5}`, name, fn.URL, name)
+		if code, out := request(t, "POST", n.url+"/admin/functions", body); code != 201 {
+			t.Fatalf("register %s: %d %v", name, code, out)
+		}
+	}
+	s := subscribe(t, n.url+"/sse/alice", "")
+	if ev, _ := s.next(t); ev.Type != "connected" {
+		t.Fatalf("first event %+v", ev)
+	}
+	if code, out := request(t, "POST", n.url+"/invoke/join", `{"client_id":"alice","async":true}`); code != 202 {
+		t.Fatalf("invoke join: %d %v", code, out)
+	}
+	ev := s.nextData(t)
+	if ev.Type != "function_response" || !strings.Contains(ev.Data, `"joined":"room"`) {
+		t.Fatalf("after join: %+v", ev)
+	}
+	publishTo(t, n, "/publish/room/7", "hello room")
+	if ev := s.nextData(t); ev.Data != "hello room" || !strings.HasPrefix(ev.LastEventID, fanout.CursorPrefix) {
+		t.Fatalf("room event: %+v", ev)
+	}
+	if code, out := request(t, "POST", n.url+"/invoke/leave", `{"client_id":"alice","async":true}`); code != 202 {
+		t.Fatalf("invoke leave: %d %v", code, out)
+	}
+	if ev := s.nextData(t); ev.Type != "function_response" {
+		t.Fatalf("after leave: %+v", ev)
+	}
+	publishTo(t, n, "/publish/room/7", "gone")
+	publishTo(t, n, "/clients/alice/events", "own")
+	if ev := s.nextData(t); ev.Data != "own" {
+		t.Fatalf("after leaving: %+v; want only her own event", ev)
 	}
 }
