@@ -47,13 +47,12 @@ type multi struct {
 	changes sync.Mutex // serializes opening and subscription changes, which call the hubs
 
 	// Guarded by st.mu.
-	requested []string  // topics asked for, by the URL and server-side changes, canonical and sorted
-	subs      []*keySub // live and pending subscriptions, in the order of their keys
-	keys      []string  // subs' keys
+	requested []string  // topics asked for by server-side changes too, canonical and sorted; nil: asked
+	subs      []*keySub // live subscriptions, in the order of their keys: subs[i] moves cursor slot i
 	cursor    *fanout.CursorState
 	early     map[*keySub][]*fanout.Frame // frames of pending subscriptions
 	own       *keySub                     // the client key's subscription, nil on a topic stream
-	// converted: a client's single-key stream that a server-side subscribe made multi (becomeMulti);
+	// converted: a client's single-key stream that a server-side subscribe made multi (becomeMultiLocked);
 	// its own key's subscriber is the stream itself, which hands its events here.
 	converted bool
 	// holds counts the subscribes under way (subsChange to addKeys); while any is, the client key's
@@ -79,7 +78,7 @@ func (m *multi) send(k *keySub, f *fanout.Frame) {
 		st.mu.Unlock()
 		return
 	case k.slot == slotPending:
-		if f.ID != "" { // "" is the hub's own reset: the stream sends one naming the topic instead
+		if f.ID != "" && m.early != nil { // "" is the hub's own reset: the stream sends one naming the topic instead
 			m.early[k] = append(m.early[k], f)
 		}
 		st.mu.Unlock()
@@ -141,6 +140,9 @@ func (m *multi) subscribe(keys []string, at []position) []*keySub {
 	for i, key := range keys {
 		k := &keySub{m: m, slot: slotPending, kind: m.kindOf(key)}
 		st.mu.Lock()
+		if m.early == nil {
+			m.early = make(map[*keySub][]*fanout.Frame)
+		}
 		m.early[k] = nil
 		st.mu.Unlock()
 		p := &at[i]
@@ -176,9 +178,8 @@ func (m *multi) goLive(keys []string, subs []*keySub, at []position) (ok, start,
 	if st.gone {
 		return false, false, false
 	}
-	m.keys = append(m.keys, keys...)
 	m.subs = append(m.subs, subs...)
-	if m.rebuild() != nil {
+	if m.rebuild(append(m.keys(), keys...)) != nil {
 		return false, false, false
 	}
 	queue := func(f *fanout.Frame) {
@@ -204,6 +205,9 @@ func (m *multi) goLive(keys []string, subs []*keySub, at []position) (ok, start,
 		replays[i] = fanout.RootReplay{Root: keys[i], Frames: m.early[k]}
 		delete(m.early, k)
 	}
+	if len(m.early) == 0 {
+		m.early = nil // a map keeps its buckets: a held stream should not
+	}
 	sent := false
 	for _, mf := range fanout.MergeReplays(replays...) {
 		k := from[mf.From]
@@ -224,13 +228,25 @@ func (m *multi) unsubscribe(subs []*keySub) {
 	}
 }
 
+// keys is the keys the stream reads, in cursor order (subs' order).
+func (m *multi) keys() []string {
+	if m.cursor == nil {
+		return nil
+	}
+	out := make([]string, m.cursor.Len())
+	for i := range out {
+		out[i] = m.cursor.Root(i)
+	}
+	return out
+}
+
 // close unsubscribes the live subscriptions once the stream is gone (cleanup); pending ones are
 // unsubscribed by whoever is making them, when goLive finds the stream gone.
 func (m *multi) close() {
 	st := m.st
 	st.mu.Lock()
 	subs := m.subs
-	m.subs, m.keys = nil, nil
+	m.subs = nil
 	for _, k := range subs {
 		k.slot = slotRemoved
 	}

@@ -24,8 +24,7 @@ const (
 
 // openMulti subscribes a multi-topic stream, whose head is queued and held, to every key it reads.
 func (s *Server) openMulti(st *stream, spec transport.Spec) {
-	m := &multi{st: st, envelope: spec.Envelope, asked: spec.Topics, requested: slices.Clone(spec.Topics),
-		early: make(map[*keySub][]*fanout.Frame)}
+	m := &multi{st: st, envelope: spec.Envelope, asked: spec.Topics}
 	keys := slices.Clone(spec.Topics)
 	if spec.Kind == transport.Client {
 		m.client = spec.Key
@@ -89,6 +88,9 @@ func (m *multi) applyLocked(add bool, topics []string) (removed []*keySub, added
 		return nil, nil
 	}
 	req := slices.Clone(m.requested)
+	if req == nil {
+		req = slices.Clone(m.asked)
+	}
 	for _, t := range topics {
 		if add {
 			req = append(req, t)
@@ -103,8 +105,9 @@ func (m *multi) applyLocked(add bool, topics []string) (removed []*keySub, added
 		return nil, nil
 	}
 	m.requested = slices.Compact(slices.Sorted(slices.Values(req)))
-	keys, subs := make([]string, 0, len(m.keys)), make([]*keySub, 0, len(m.keys))
-	for i, k := range m.keys {
+	cur := m.keys()
+	keys, subs := make([]string, 0, len(cur)), make([]*keySub, 0, len(cur))
+	for i, k := range cur {
 		if slices.Contains(want, k) {
 			keys, subs = append(keys, k), append(subs, m.subs[i])
 		} else {
@@ -113,11 +116,12 @@ func (m *multi) applyLocked(add bool, topics []string) (removed []*keySub, added
 		}
 	}
 	if len(removed) > 0 {
-		m.keys, m.subs = keys, subs
-		_ = m.rebuild()
+		m.subs = subs
+		_ = m.rebuild(keys)
+		cur = keys
 	}
 	for _, k := range want {
-		if !slices.Contains(m.keys, k) {
+		if !slices.Contains(cur, k) {
 			added = append(added, k)
 		}
 	}
@@ -145,8 +149,13 @@ func (m *multi) addKeys(keys []string) {
 	defer m.changes.Unlock()
 	st := m.st
 	st.mu.Lock()
-	want, _ := m.wanted(m.requested)
-	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(m.keys, k) || !slices.Contains(want, k) })
+	req := m.requested
+	if req == nil {
+		req = m.asked
+	}
+	want, _ := m.wanted(req)
+	cur := m.keys()
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return slices.Contains(cur, k) || !slices.Contains(want, k) })
 	if len(keys) == 0 {
 		start, cut := m.releaseLocked()
 		st.mu.Unlock()
@@ -214,10 +223,10 @@ func (s *stream) becomeMultiLocked() *multi {
 	if s.gone || s.sub == nil {
 		return nil
 	}
-	m := &multi{st: s, client: s.key, early: make(map[*keySub][]*fanout.Frame), converted: true}
+	m := &multi{st: s, client: s.key, converted: true}
 	m.own = &keySub{m: m, sc: s.sub, slot: 0, kind: transport.Client}
-	m.keys, m.subs = []string{s.key}, []*keySub{m.own}
-	if m.rebuild() != nil {
+	m.subs = []*keySub{m.own}
+	if m.rebuild([]string{s.key}) != nil {
 		return nil
 	}
 	s.multi.Store(m)
@@ -238,24 +247,25 @@ func (m *multi) ownPosition() {
 	m.st.mu.Unlock()
 }
 
-// rebuild sorts the stream's keys and rebuilds its cursor over them, keeping the positions of the keys
-// it still reads, and renumbers the slots of the live subscriptions. The caller holds st.mu.
-func (m *multi) rebuild() error {
-	order := make([]int, len(m.keys))
+// rebuild makes keys (those of m.subs, in the same order) the stream's keys: sorted, with its cursor
+// rebuilt over them, keeping the positions of the keys it still reads, and the slots of the live
+// subscriptions renumbered. The caller holds st.mu.
+func (m *multi) rebuild(keys []string) error {
+	order := make([]int, len(keys))
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(m.keys[a], m.keys[b]) })
-	keys, subs := make([]string, len(order)), make([]*keySub, len(order))
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(keys[a], keys[b]) })
+	sorted, subs := make([]string, len(order)), make([]*keySub, len(order))
 	for i, j := range order {
-		keys[i], subs[i] = m.keys[j], m.subs[j]
+		sorted[i], subs[i] = keys[j], m.subs[j]
 	}
-	m.keys, m.subs = keys, subs
+	m.subs = subs
 	var err error
 	if m.cursor == nil {
-		m.cursor, err = fanout.NewCursorState(m.keys)
+		m.cursor, err = fanout.NewCursorState(sorted)
 	} else {
-		m.cursor, err = m.cursor.With(m.keys)
+		m.cursor, err = m.cursor.With(sorted)
 	}
 	if err != nil { // not reached: keys are distinct and bounded by the openers and changes
 		m.st.srv.log.Error("multi-topic stream: cursor", "id", m.st.id, "err", err)
