@@ -24,31 +24,32 @@ import (
 
 // Config is the settings of a node, its transport and its API.
 type Config struct {
-	NodeID            string
-	HeartbeatInterval time.Duration
-	HeadTimeout       time.Duration
-	MaxHeadBytes      int
-	MaxBodyBytes      int
-	MaxQueueBytes     int
-	SendBufferBytes   int
-	WriteTimeout      time.Duration
-	Retry             time.Duration
-	ShutdownRetryMax  time.Duration
-	CORSOrigins       []string
-	History           fanout.Config
-	TopicEngine       fanout.Engine
-	ClientEngine      fanout.Engine
-	Directory         node.Directory
-	DirectoryInterval time.Duration
-	Logger            *slog.Logger
-	Metrics           *metrics.Metrics
-	AdminAuth         auth.AdminAuth
-	MetricsAuth       auth.AdminAuth
-	StreamAuth        *auth.StreamAuth
-	MaxStreamsPerIP   int
-	MaxAPIConnsPerIP  int
-	Health            []api.HealthCheck
-	StatusFunctions   func(ctx context.Context) []node.StatusFunction
+	NodeID             string
+	HeartbeatInterval  time.Duration
+	HeadTimeout        time.Duration
+	MaxHeadBytes       int
+	MaxBodyBytes       int
+	MaxQueueBytes      int
+	SendBufferBytes    int
+	WriteTimeout       time.Duration
+	Retry              time.Duration
+	ShutdownRetryMax   time.Duration
+	CORSOrigins        []string
+	History            fanout.Config
+	TopicEngine        fanout.Engine
+	ClientEngine       fanout.Engine
+	Directory          node.Directory
+	DirectoryInterval  time.Duration
+	Logger             *slog.Logger
+	Metrics            *metrics.Metrics
+	AdminAuth          auth.AdminAuth
+	MetricsAuth        auth.AdminAuth
+	StreamAuth         *auth.StreamAuth
+	MaxStreamsPerIP    int
+	MaxAPIConnsPerIP   int
+	MaxTopicsPerStream int
+	Health             []api.HealthCheck
+	StatusFunctions    func(ctx context.Context) []node.StatusFunction
 }
 
 // Stack is one wired node; it serves like an *edge.Server.
@@ -89,7 +90,7 @@ func New(cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	core := api.NewCore(api.CoreConfig{Node: n, Auth: guard, StreamAuth: cfg.StreamAuth, CORS: origins, Health: cfg.Health,
-		Logger: cfg.Logger, Metrics: cfg.Metrics})
+		Logger: cfg.Logger, Metrics: cfg.Metrics, MaxTopicsPerStream: cfg.MaxTopicsPerStream})
 	core.Register(r)
 	core.Attach(srv)
 	api.RegisterOps(r, guard, metrics.Handler(metrics.NewRegistry()))
