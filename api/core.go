@@ -70,7 +70,7 @@ func NewCore(cfg CoreConfig) *Core {
 func (c *Core) Register(r *router.Router) {
 	a := c.cfg.Auth
 	r.GET("/sse/{clientId}", c.holdStream(c.openClient))
-	r.POST("/sse/{clientId}/token", c.handleTokenRefresh)    // authorized by the new stream token itself
+	r.POST("/sse/{clientId}/token", c.handleTokenRefresh) // authorized by the new stream token itself
 	r.GET("/subscribe/{topic:*}", c.holdStream(c.openTopic))
 	// GET /subscribe?topic=…: the router cannot hold "/subscribe" beside its catch-all (it refuses the
 	// route, then matches neither), so its not-found answer takes it first.
