@@ -5,7 +5,7 @@ FUZZTIME ?= 50000x
 # Fuzz targets run briefly on every test run: package:target. FUZZTIME is a count of executions, not a
 # duration: a duration-based -fuzztime fails now and then with a bare "context deadline exceeded" at its
 # end on a busy machine (a race in Go's fuzz coordinator, go.dev/issue/75804).
-FUZZ_TARGETS = edge:FuzzParseHead api:FuzzAdminGuard transport:FuzzParseGrant fanout:FuzzFrame fanout:FuzzParseTopic fanout:FuzzCursor auth:FuzzStreamToken netguard:FuzzParsePolicy api:FuzzInvokeBody mcp:FuzzParseMessage grip:FuzzParseInstruct grip:FuzzParsePublish
+FUZZ_TARGETS = edge:FuzzParseHead api:FuzzAdminGuard transport:FuzzParseGrant transport:FuzzParseSubsChange fanout:FuzzFrame fanout:FuzzParseTopic fanout:FuzzCursor auth:FuzzStreamToken netguard:FuzzParsePolicy api:FuzzInvokeBody mcp:FuzzParseMessage grip:FuzzParseInstruct grip:FuzzParsePublish
 
 .PHONY: test vet unit fuzz run build bench
 

@@ -70,8 +70,18 @@ func NewCore(cfg CoreConfig) *Core {
 func (c *Core) Register(r *router.Router) {
 	a := c.cfg.Auth
 	r.GET("/sse/{clientId}", c.holdStream(c.openClient))
-	r.POST("/sse/{clientId}/token", c.handleTokenRefresh)    // authorized by the new stream token itself
-	r.GET("/subscribe/{topic:*}", c.holdStream(c.openTopic)) // "/subscribe" too: openTopics, for ?topic=…
+	r.POST("/sse/{clientId}/token", c.handleTokenRefresh) // authorized by the new stream token itself
+	r.GET("/subscribe/{topic:*}", c.holdStream(c.openTopic))
+	// GET /subscribe?topic=…: the router cannot hold "/subscribe" beside its catch-all (it refuses the
+	// route, then matches neither), so its not-found answer takes it first.
+	multi, notFound := c.holdStream(c.openTopics), r.NotFound
+	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsGet() && string(ctx.Path()) == "/subscribe" {
+			multi(ctx)
+			return
+		}
+		notFound(ctx)
+	}
 	r.POST("/publish/{topic:*}", a.Admin(c.handlePublish))
 	r.POST("/clients/{clientId}/events", a.Admin(c.handleClientEvent))
 	r.POST("/clients/{clientId}/subscriptions", a.Admin(c.handleSubscriptions))

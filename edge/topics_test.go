@@ -336,3 +336,23 @@ func TestMultiTopicEnvelope(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiTopicStreamOnKeepAlive: GET /subscribe?topic=… as the second request of a keep-alive API
+// connection is held too (through the router, which cannot route "/subscribe" beside its catch-all);
+// other paths there still answer 404.
+func TestMultiTopicStreamOnKeepAlive(t *testing.T) {
+	srv := start(t, teststack.Config{})
+	c, r := dialRaw(t, srv.addr, "GET /admin/health HTTP/1.1\r\nHost: x\r\n\r\nGET /subscribe?topic=/a&topic=/b HTTP/1.1\r\nHost: x\r\n\r\n")
+	defer c.Close()
+	if status := secondStatus(t, r); status != 200 {
+		t.Fatalf("multi-topic stream on a keep-alive connection: %d", status)
+	}
+	if err := readUntil(r, "id: "+fanout.CursorPrefix); err != nil {
+		t.Fatalf("no cursor: %v", err)
+	}
+	c2, r2 := dialRaw(t, srv.addr, "GET /admin/health HTTP/1.1\r\nHost: x\r\n\r\nGET /subscribers HTTP/1.1\r\nHost: x\r\n\r\n")
+	defer c2.Close()
+	if status := secondStatus(t, r2); status != 404 {
+		t.Fatalf("GET /subscribers: %d", status)
+	}
+}

@@ -21,7 +21,7 @@ func newTopicMetrics(reg prometheus.Registerer) *topicMetrics {
 		resets: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "stream_topic_resets_total",
 			Help: "Resets sent by multi-topic streams, each naming one topic whose position was lost or absent."}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "client_subscription_changes_total",
-			Help: "Server-side subscription changes requested (POST/DELETE /clients/{id}/subscriptions, function answers), by outcome."}, []string{"outcome"}),
+			Help: "Server-side subscription changes requested (POST/DELETE /clients/{id}/subscriptions), by outcome (ok: sent to the nodes, refused)."}, []string{"outcome"}),
 		positionFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "stream_topic_position_failures_total",
 			Help: "Subscriptions of multi-topic streams whose starting position could not be read (they start live, with a reset)."}),
 		changeFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "client_subscription_change_failures_total",
@@ -30,10 +30,11 @@ func newTopicMetrics(reg prometheus.Registerer) *topicMetrics {
 			Help: "Last-Event-IDs of multi-topic streams that were not a cursor of theirs (each topic then resets)."}),
 	}
 	t.changeApplied[0] = t.changes.WithLabelValues("refused")
-	t.changeApplied[1] = t.changes.WithLabelValues("sent")
-	if reg != nil {
-		reg.MustRegister(t.subscriptions, t.resets, t.changes, t.positionFailed, t.changeFailed, t.badCursor)
+	t.changeApplied[1] = t.changes.WithLabelValues("ok")
+	if reg == nil { // New without a registry: collectors that count but are not exported
+		return t
 	}
+	reg.MustRegister(t.subscriptions, t.resets, t.changes, t.positionFailed, t.changeFailed, t.badCursor)
 	return t
 }
 
