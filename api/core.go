@@ -41,6 +41,9 @@ type CoreConfig struct {
 	Health     []HealthCheck
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics // nil records nothing
+	// GripPublish, when set, answers POST /publish/ (the empty topic, otherwise a 400) with its own
+	// authorization: GRIP publishing (GripPublish.Serve).
+	GripPublish fasthttp.RequestHandler
 }
 
 // Core serves the node's own endpoints: streams (GET /sse/{clientId}, GET /subscribe/{topic}), publishing
@@ -69,11 +72,27 @@ func (c *Core) Register(r *router.Router) {
 	r.GET("/sse/{clientId}", c.holdStream(c.openClient))
 	r.POST("/sse/{clientId}/token", c.handleTokenRefresh) // authorized by the new stream token itself
 	r.GET("/subscribe/{topic:*}", c.holdStream(c.openTopic))
-	r.POST("/publish/{topic:*}", a.Admin(c.handlePublish))
+	r.POST("/publish/{topic:*}", c.routePublish(a.Admin(c.handlePublish)))
 	r.POST("/clients/{clientId}/events", a.Admin(c.handleClientEvent))
 	r.GET("/admin/health", c.handleHealth) // open: load balancers probe it
 	r.GET("/admin/connections", a.Admin(c.handleConnections))
 	r.GET("/admin/", a.StatusPage(handleStatusPage))
+}
+
+// routePublish sends POST /publish/ (no topic) to GRIP publishing when it is configured, and every
+// other topic to publish, which takes the admin token.
+func (c *Core) routePublish(publish fasthttp.RequestHandler) fasthttp.RequestHandler {
+	gripPublish := c.cfg.GripPublish
+	if gripPublish == nil {
+		return publish
+	}
+	return func(ctx *fasthttp.RequestCtx) {
+		if userValue(ctx, "topic") == "" {
+			gripPublish(ctx)
+			return
+		}
+		publish(ctx)
+	}
 }
 
 // Attach hands the transport to the endpoints and has it read the stream paths itself on fresh

@@ -17,6 +17,7 @@ import (
 	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/grip"
 	"github.com/sseedge/sseedge/internal/cors"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/node"
@@ -49,6 +50,10 @@ type Config struct {
 	MaxAPIConnsPerIP  int
 	Health            []api.HealthCheck
 	StatusFunctions   func(ctx context.Context) []node.StatusFunction
+	// GripPublish serves GRIP publishes on POST /publish/ (api.GripPublish), authorized by
+	// GripAuthorizer (nil: open).
+	GripPublish    bool
+	GripAuthorizer *grip.Authorizer
 }
 
 // Stack is one wired node; it serves like an *edge.Server.
@@ -88,8 +93,16 @@ func New(cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	var gripPublish fasthttp.RequestHandler
+	if cfg.GripPublish {
+		gp, err := api.NewGripPublish(api.GripPublishConfig{Node: n, Authorizer: cfg.GripAuthorizer, Logger: cfg.Logger, Metrics: cfg.Metrics})
+		if err != nil {
+			return nil, err
+		}
+		gripPublish = gp.Serve
+	}
 	core := api.NewCore(api.CoreConfig{Node: n, Auth: guard, StreamAuth: cfg.StreamAuth, CORS: origins, Health: cfg.Health,
-		Logger: cfg.Logger, Metrics: cfg.Metrics})
+		Logger: cfg.Logger, Metrics: cfg.Metrics, GripPublish: gripPublish})
 	core.Register(r)
 	core.Attach(srv)
 	api.RegisterOps(r, guard, metrics.Handler(metrics.NewRegistry()))
