@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	sse "github.com/tmaxmax/go-sse"
 
-	"github.com/sseedge/sseedge/api"
 	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/grip"
 	"github.com/sseedge/sseedge/internal/teststack"
@@ -54,6 +53,13 @@ func newGripEdge(t *testing.T, edit func(*teststack.Config)) *gripEdge {
 		AdminAuth:   auth.NewAdminAuth(gripAdmin),
 		GripPublish: true, GripAuthorizer: &grip.Authorizer{AdminToken: gripAdmin, Verifier: verifier},
 	}
+	inv := invoker.New(invoker.Config{Metrics: m, MaxIdleConnDuration: 100 * time.Millisecond})
+	signer, err := grip.NewSigner([]byte(gripKey), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := new(registry.MemoryStore)
+	cfg.GripSigner, cfg.GripStore, cfg.GripInvoker = signer, store, inv
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -61,18 +67,6 @@ func newGripEdge(t *testing.T, edit func(*teststack.Config)) *gripEdge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv := invoker.New(invoker.Config{Metrics: m, MaxIdleConnDuration: 100 * time.Millisecond})
-	signer, err := grip.NewSigner([]byte(gripKey), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := new(registry.MemoryStore)
-	g, err := api.NewGrip(api.GripConfig{Store: store, Invoker: inv, Holder: stack.Server, Signer: signer,
-		Logger: cfg.Logger, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Register(stack.Router())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

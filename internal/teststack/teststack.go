@@ -21,6 +21,7 @@ import (
 	"github.com/sseedge/sseedge/internal/cors"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/node"
+	"github.com/sseedge/sseedge/registry"
 )
 
 // Config is the settings of a node, its transport and its API.
@@ -54,6 +55,11 @@ type Config struct {
 	// GripAuthorizer (nil: open).
 	GripPublish    bool
 	GripAuthorizer *grip.Authorizer
+	// GripSigner, when set, mounts the GRIP route (api.Grip) for the functions of GripStore, called
+	// through GripInvoker.
+	GripSigner  *grip.Signer
+	GripStore   registry.Store
+	GripInvoker api.FunctionCaller
 }
 
 // Stack is one wired node; it serves like an *edge.Server.
@@ -105,6 +111,14 @@ func New(cfg Config) (*Stack, error) {
 		Logger: cfg.Logger, Metrics: cfg.Metrics, GripPublish: gripPublish})
 	core.Register(r)
 	core.Attach(srv)
+	if cfg.GripSigner != nil {
+		g, err := api.NewGrip(api.GripConfig{Store: cfg.GripStore, Invoker: cfg.GripInvoker, Holder: srv, Signer: cfg.GripSigner,
+			Logger: cfg.Logger, Metrics: cfg.Metrics})
+		if err != nil {
+			return nil, err
+		}
+		g.Register(r)
+	}
 	api.RegisterOps(r, guard, metrics.Handler(metrics.NewRegistry()))
 	return &Stack{Server: srv, Node: n, Core: core, Auth: guard, router: r, origins: origins}, nil
 }
