@@ -40,6 +40,9 @@ type Config struct {
 	Store   registry.Store
 	Invoker *invoker.Invoker
 	Deliver DeliverFunc
+	// Subscribe, when set, applies the "subscribe" and "unsubscribe" lists of an async function's JSON
+	// answer to the client's streams (subscribe.go); nil ignores them.
+	Subscribe SubscribeFunc
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// MaxBodyBytes bounds request bodies; larger ones get 413. Default 1 MiB.
@@ -65,6 +68,7 @@ type API struct {
 	store         registry.Store
 	inv           *invoker.Invoker
 	deliver       DeliverFunc
+	subscribe     SubscribeFunc
 	log           *slog.Logger
 	prop          propagation.TextMapPropagator
 	maxBody       int
@@ -108,7 +112,7 @@ func New(cfg Config) (*API, error) {
 		cfg.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, otel.GetTextMapPropagator())
 	}
 	return &API{
-		store: cfg.Store, inv: cfg.Invoker, deliver: cfg.Deliver, log: cfg.Logger, prop: cfg.Propagator,
+		store: cfg.Store, inv: cfg.Invoker, deliver: cfg.Deliver, subscribe: cfg.Subscribe, log: cfg.Logger, prop: cfg.Propagator,
 		maxBody: cfg.MaxBodyBytes, maxTO: cfg.MaxTimeout, deliverT: cfg.DeliverTimeout, auth: cfg.Auth,
 		checkEndpoint: cfg.CheckEndpoint,
 		async:         bounded.New(cfg.MaxAsync),

@@ -41,6 +41,9 @@ type CoreConfig struct {
 	Health     []HealthCheck
 	Logger     *slog.Logger
 	Metrics    *metrics.Metrics // nil records nothing
+	// MaxTopicsPerStream bounds the ?topic= list of one stream (MAX_TOPICS_PER_STREAM); 0 or over
+	// fanout.MaxTopicsPerStream means that ceiling.
+	MaxTopicsPerStream int
 	// GripPublish, when set, answers POST /publish/ (the empty topic, otherwise a 400) with its own
 	// authorization: GRIP publishing (GripPublish.Serve).
 	GripPublish fasthttp.RequestHandler
@@ -70,10 +73,12 @@ func NewCore(cfg CoreConfig) *Core {
 func (c *Core) Register(r *router.Router) {
 	a := c.cfg.Auth
 	r.GET("/sse/{clientId}", c.holdStream(c.openClient))
-	r.POST("/sse/{clientId}/token", c.handleTokenRefresh) // authorized by the new stream token itself
-	r.GET("/subscribe/{topic:*}", c.holdStream(c.openTopic))
+	r.POST("/sse/{clientId}/token", c.handleTokenRefresh)    // authorized by the new stream token itself
+	r.GET("/subscribe/{topic:*}", c.holdStream(c.openTopic)) // "/subscribe" too: openTopics, for ?topic=…
 	r.POST("/publish/{topic:*}", c.routePublish(a.Admin(c.handlePublish)))
 	r.POST("/clients/{clientId}/events", a.Admin(c.handleClientEvent))
+	r.POST("/clients/{clientId}/subscriptions", a.Admin(c.handleSubscriptions))
+	r.DELETE("/clients/{clientId}/subscriptions", a.Admin(c.handleSubscriptions))
 	r.GET("/admin/health", c.handleHealth) // open: load balancers probe it
 	r.GET("/admin/connections", a.Admin(c.handleConnections))
 	r.GET("/admin/", a.StatusPage(handleStatusPage))
@@ -101,6 +106,7 @@ func (c *Core) Attach(t Transport) {
 	c.transport = t
 	t.HandleStreams("/sse/", c.openClient)
 	t.HandleStreams("/subscribe/", c.openTopic)
+	t.HandleStreams("/subscribe", c.openTopics) // ?topic=…; shorter, so tried after "/subscribe/"
 }
 
 // NewRouter is the router of the API, with its not-found, method and panic answers in the API's JSON

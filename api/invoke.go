@@ -179,6 +179,7 @@ func (a *API) runAsync(ctx context.Context, fn registry.Function, req invoker.Re
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.deliverT)
 	defer cancel()
+	a.applyResultSubscriptions(dctx, req.ClientID, msg) // first: the client reads the new topics when it sees the result
 	if err := a.deliver(dctx, req.ClientID, FunctionResponseEvent, data); err != nil {
 		log.Error("delivering function_response failed", "err", err, "status", msg.Status)
 		// The stream refused the event itself (a result too large to frame, say): the client still

@@ -34,17 +34,26 @@ func (c *Core) openClient(_ context.Context, r transport.Request) (transport.Spe
 	if bad != nil {
 		return spec, bad
 	}
+	if bad = c.streamTopics(query, &spec); bad != nil { // ?topic=: the personal stream plus topics
+		return spec, bad
+	}
 	var err error
 	if spec.Meta, err = streamMeta(query, r.Header("X-User-ID")); err != nil {
 		return spec, refusal(fasthttp.StatusBadRequest, "bad_metadata", err.Error())
 	}
 	claims, err := c.cfg.StreamAuth.AuthorizeClient(streamToken(r, query), spec.Key)
+	if err == nil {
+		err = coversTopics(claims, spec.Topics)
+	}
 	return c.authorized(spec, claims, err)
 }
 
 // openTopic decides GET /subscribe/{topic...}: a topic stream, authorized by a token whose topics cover
 // the topic. The node's own topics (node.ReservedTopicPrefix) take the admin token instead.
-func (c *Core) openTopic(_ context.Context, r transport.Request) (transport.Spec, *transport.Refusal) {
+func (c *Core) openTopic(ctx context.Context, r transport.Request) (transport.Spec, *transport.Refusal) {
+	if r.Path == "/subscribe" { // the router's /subscribe/{topic:*} takes it too
+		return c.openTopics(ctx, r)
+	}
 	spec := transport.Spec{Kind: transport.Topic}
 	var err error
 	if spec.Key, err = fanout.ParseTopic(strings.TrimPrefix(r.Path, "/subscribe")); err != nil {
@@ -121,7 +130,7 @@ func refusal(status int, code, msg string) *transport.Refusal {
 	return &transport.Refusal{Status: status, ContentType: "application/json", Body: body}
 }
 
-// streamMeta turns query parameters (but for the resume and auth ones) and X-User-ID into metadata.
+// streamMeta turns query parameters (but for the resume, auth and topic ones, isStreamParam) and X-User-ID into metadata.
 func streamMeta(query url.Values, userID string) (map[string]string, error) {
 	var meta map[string]string
 	put := func(k, v string) error {
@@ -138,7 +147,7 @@ func streamMeta(query url.Values, userID string) (map[string]string, error) {
 		return nil
 	}
 	for k, vs := range query {
-		if k == "lastEventId" || k == "token" {
+		if isStreamParam(k) {
 			continue
 		}
 		if err := put(k, vs[0]); err != nil {

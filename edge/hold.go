@@ -2,6 +2,7 @@ package edge
 
 import (
 	"net"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,7 +56,7 @@ func (s *Server) openStream(conn netpoll.Connection, origin string, spec transpo
 		fd:     int32(fdConn.Fd()),
 		id:     s.nextID.Add(1),
 		kind:   spec.Kind,
-		key:    spec.Key,
+		key:    streamKey(spec),
 		meta:   spec.Meta,
 		opened: uint32(time.Now().Unix()),
 		held:   spec.First != nil,
@@ -92,7 +93,11 @@ func (s *Server) openStream(conn netpoll.Connection, origin string, spec transpo
 		st.hold(head)
 	}
 	st.exp.Store(spec.Expires) // once the head is queued: an expiry found by the sweep must follow it
-	st.attach(s.node.Subscribe(spec.Kind, spec.Key, st, spec.LastEventID))
+	if len(spec.Topics) > 0 {
+		s.openMulti(st, spec)
+	} else {
+		st.attach(s.node.Subscribe(spec.Kind, spec.Key, st, singlePosition(spec.Key, spec.LastEventID)))
+	}
 	s.runq.push(st)
 	s.tokens.watch(st, time.Now())
 }
@@ -118,4 +123,30 @@ func refused(spec transport.Spec) {
 	if spec.OnClose != nil {
 		go spec.OnClose()
 	}
+}
+
+// streamKey is what GET /admin/connections shows as a stream's key: its client ID or topic, the topics
+// of a multi-topic topic stream.
+func streamKey(spec transport.Spec) string {
+	if spec.Kind == transport.Topic && len(spec.Topics) > 0 {
+		return strings.Join(spec.Topics, ",")
+	}
+	return spec.Key
+}
+
+// singlePosition is where a single-key stream resumes: lastEventID, or, when that is a cursor (the
+// stream was a multi-topic one, or a client stream the server had subscribed to topics), the position
+// the cursor holds for key; a cursor without one resumes with a reset, as an unknown id does.
+func singlePosition(key, lastEventID string) string {
+	if !strings.HasPrefix(lastEventID, fanout.CursorPrefix) {
+		return lastEventID
+	}
+	c, err := fanout.DecodeCursor(lastEventID)
+	if err != nil {
+		return lastEventID
+	}
+	if p := c.Positions([]string{key})[0]; p != "" {
+		return p
+	}
+	return lastEventID
 }

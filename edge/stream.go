@@ -75,6 +75,9 @@ type stream struct {
 	queued  int // bytes in pending not yet written
 	sub     *fanout.Subscription
 	onEnd   func() // set at open for streams held for another package; run once the stream is gone
+	// multi holds the subscriptions and cursor of a multi-topic stream (multi.go); nil on a single-key
+	// stream, until a server-side subscribe makes a client stream multi.
+	multi atomic.Pointer[multi]
 
 	wmu sync.Mutex // held around raw writes, so the fd cannot be closed and reused under one
 
@@ -89,6 +92,7 @@ type stream struct {
 	gone    bool // cleanup ran
 	reason  closeReason
 	dead    bool // guarded by wmu
+	live    bool // guarded by mu: subscribed, so a backlog past the bound cuts it (see Send)
 }
 
 // Send queues frame. It never blocks or writes: it is called with hub locks held. A stream whose unsent
@@ -98,31 +102,52 @@ type stream struct {
 // pointers, not copies. Frames sent while the stream opens (its replay, which history bounds) are never
 // cut: sub is set once the hub's Subscribe has returned.
 func (s *stream) Send(f *fanout.Frame) {
-	if f.Refresh { // not an event: a token refresh for this client's streams
+	if f.Refresh { // not an event: a token refresh, or a subscription change, for this client's streams
+		if transport.IsSubsChange(f.Bytes) {
+			s.subsChange(f.Bytes)
+			return
+		}
 		s.refresh(f.Bytes)
 		return
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
+	if m := s.multi.Load(); m != nil && m.converted && f.ID != "" && !f.End {
+		m.send(m.own, f) // an event of a client stream made multi: it carries the cursor now
 		return
 	}
-	if s.sub != nil && s.queued > s.srv.cfg.MaxQueueBytes {
+	s.mu.Lock()
+	start, cut := s.queueLocked(f)
+	s.mu.Unlock()
+	s.afterQueue(start, cut)
+}
+
+// queueLocked queues f, or closes the stream as a slow consumer; the caller holds mu, then calls
+// afterQueue with what it returns.
+func (s *stream) queueLocked(f *fanout.Frame) (start, cut bool) {
+	if s.closing {
+		return false, false
+	}
+	if s.live && s.queued > s.srv.cfg.MaxQueueBytes {
 		s.closing = true
 		s.reason = reasonSlowConsumer
-		s.mu.Unlock()
-		s.srv.cutSlowConsumer()
-		go s.abort() // not here: closing unsubscribes, which takes the hub lock our caller holds
-		return
+		return false, true
 	}
 	s.pending = append(s.pending, f)
 	s.queued += len(f.Bytes)
 	if f.End { // the writer closes the stream once this is written: never here, under the hub's lock
 		s.finish = true
 	}
-	start := !s.writing
+	start = !s.writing
 	s.writing = true
-	s.mu.Unlock()
+	return start, false
+}
+
+// afterQueue does what queueLocked asked for, without mu: start the writer, or cut the stream.
+func (s *stream) afterQueue(start, cut bool) {
+	if cut {
+		s.srv.cutSlowConsumer()
+		go s.abort() // not here: closing unsubscribes, which takes the hub lock our caller holds
+		return
+	}
 	if start {
 		s.srv.runq.push(s)
 	}
@@ -354,6 +379,9 @@ func (s *stream) cleanup() {
 	if sub != nil {
 		s.srv.node.Unsubscribe(s.kind, sub)
 	}
+	if m := s.multi.Load(); m != nil {
+		m.close()
+	}
 	s.srv.forget(s, reason)
 	if s.onEnd != nil {
 		go s.onEnd() // it may wait on shared state; cleanup may run on netpoll's poller
@@ -365,7 +393,7 @@ func (s *stream) attach(sub *fanout.Subscription) {
 	s.mu.Lock()
 	gone := s.gone
 	if !gone {
-		s.sub = sub
+		s.sub, s.live = sub, true
 	}
 	s.mu.Unlock()
 	if gone {

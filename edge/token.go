@@ -129,6 +129,9 @@ func (s *stream) refresh(grant []byte) {
 // reads is what a token must cover for the stream besides its sub: the topic of a topic stream; a
 // client stream reads its own key only, which the sub covers.
 func (s *stream) reads() []string {
+	if m := s.multi.Load(); m != nil {
+		return m.asked // topics added by the server are its decision, not the token's
+	}
 	if s.kind == transport.Topic {
 		return []string{s.key}
 	}

@@ -268,6 +268,9 @@ func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID str
 	if resume {
 		h.expire(n, time.Now().Add(-h.cfg.HistoryTTL))
 		from, ok := n.hist.since(lastEventID)
+		if lastEventID == OriginID { // a multi-topic stream's position before any event (position.go)
+			from, ok = 0, true
+		}
 		if !ok {
 			r.Reset, r.Reason = true, ResetNotRetained
 			earliest := ""

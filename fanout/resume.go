@@ -73,6 +73,7 @@ func (h *Hub) subscribeShared(key string, sub Subscriber, lastEventID string) (*
 		if err != nil {
 			return sc, r, err
 		}
+		found = found || cursor == OriginID // a multi-topic stream's position before any event
 		s.mu.Lock()
 		if !found {
 			r.Reset, r.Reason = true, ResetNotRetained

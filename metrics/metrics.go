@@ -77,6 +77,7 @@ func WithMaxRedisCommands(n int) Option {
 // Metrics holds every sseedge collector, with the labelled children of the hot path pre-resolved.
 // Its methods are safe for concurrent use, and all of them are no-ops on a nil *Metrics.
 type Metrics struct {
+	topics *topicMetrics // multi-topic streams (topics.go)
 	// edge
 	conns           [numKinds]prometheus.Gauge
 	opened          [numKinds]prometheus.Counter
@@ -156,6 +157,7 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 		cfg:           cfg,
 		functions:     make(map[string]*Function),
 		redisCommands: make(map[string]prometheus.Observer),
+		topics:        newTopicMetrics(reg),
 	}
 
 	conns := prometheus.NewGaugeVec(prometheus.GaugeOpts{

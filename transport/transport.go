@@ -47,6 +47,10 @@ type Spec struct {
 	// Its events carry the stream's cursor as their id (fanout.CursorState), and LastEventID is such a
 	// cursor. Nil: the single-key stream, which sends exactly what it always has.
 	Topics []string
+	// Envelope, on a multi-topic stream (Topics set), wraps each event's data in a JSON object naming
+	// the stream's topic it came through: {"topic":"/pets","data":<the data>} (no "topic" for the
+	// client's own events). Opt-in (?envelope=1); ignored on single-key streams.
+	Envelope bool
 	// LastEventID resumes the stream after that event; "" reads live events only.
 	LastEventID string
 	Meta        map[string]string // shown by GET /admin/connections; nil when the client sent none

@@ -57,6 +57,7 @@ func (f *functions) mount(r *router.Router, auth api.Auth, streams mcp.Streams, 
 			_, err := streams.PublishToClient(ctx, clientID, event, data)
 			return err
 		},
+		Subscribe:     subscribeFunc(streams),
 		Logger:        log,
 		MaxBodyBytes:  cfg.MaxBodyBytes,
 		CheckEndpoint: f.policy.CheckURL,
@@ -138,4 +139,19 @@ func (f *functions) close(ctx context.Context) {
 		}
 		f.inv.Close()
 	})
+}
+
+// subscribeFunc is how function answers change a client's topics: through the node, when streams has
+// one (the node's ChangeClientSubscriptions).
+func subscribeFunc(streams mcp.Streams) api.SubscribeFunc {
+	n, ok := streams.(interface {
+		ChangeClientSubscriptions(ctx context.Context, clientID string, add bool, topics []string) (int, error)
+	})
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context, clientID string, add bool, topics []string) error {
+		_, err := n.ChangeClientSubscriptions(ctx, clientID, add, topics)
+		return err
+	}
 }

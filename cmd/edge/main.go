@@ -31,44 +31,45 @@ import (
 
 // config is every setting of a node, with its defaults.
 type config struct {
-	Port              int
-	Host              string
-	NodeID            string
-	HeartbeatInterval time.Duration
-	HistorySize       int
-	HistoryTTL        time.Duration
-	HistoryMaxBytes   int64
-	HistoryMaxStreams int
-	CORSOrigins       string
-	DrainTimeout      time.Duration
-	MaxQueueBytes     int
-	MaxBodyBytes      int
-	ReadBufferSize    int
-	SendBuffer        int
-	LogLevel          string
-	AdminToken        string
-	TokenSecret       string
-	MetricsToken      string
-	MaxStreamsPerIP   int
-	MaxAPIConnsPerIP  int
-	FunctionAllow     string
-	RedisAddr         string
-	RedisPassword     string
-	RedisUsername     string
-	RedisTLSCAFile    string
-	RedisTLSCertFile  string
-	RedisTLSKeyFile   string
-	RedisTLSServer    string
-	RedisTLSInsecure  bool
-	RedisSentinelAddr string
-	RedisSentinelName string
-	RedisSentinelPass string
-	RedisProbeEvery   time.Duration
-	RedisProbeTimeout time.Duration
-	HealthInterval    time.Duration
-	MCPSessionLease   time.Duration
-	MCPSessionsPerIP  int
-	GripKey           string
+	Port               int
+	Host               string
+	NodeID             string
+	HeartbeatInterval  time.Duration
+	HistorySize        int
+	HistoryTTL         time.Duration
+	HistoryMaxBytes    int64
+	HistoryMaxStreams  int
+	CORSOrigins        string
+	DrainTimeout       time.Duration
+	MaxQueueBytes      int
+	MaxBodyBytes       int
+	ReadBufferSize     int
+	SendBuffer         int
+	LogLevel           string
+	AdminToken         string
+	TokenSecret        string
+	MetricsToken       string
+	MaxStreamsPerIP    int
+	MaxTopicsPerStream int
+	MaxAPIConnsPerIP   int
+	FunctionAllow      string
+	RedisAddr          string
+	RedisPassword      string
+	RedisUsername      string
+	RedisTLSCAFile     string
+	RedisTLSCertFile   string
+	RedisTLSKeyFile    string
+	RedisTLSServer     string
+	RedisTLSInsecure   bool
+	RedisSentinelAddr  string
+	RedisSentinelName  string
+	RedisSentinelPass  string
+	RedisProbeEvery    time.Duration
+	RedisProbeTimeout  time.Duration
+	HealthInterval     time.Duration
+	MCPSessionLease    time.Duration
+	MCPSessionsPerIP   int
+	GripKey            string
 }
 
 // secured reports whether both secrets are set: only then does the node listen beyond loopback by default.
@@ -112,6 +113,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MCPSessionLease, "mcp-session-lease", mcp.DefaultSessionLease, "with Redis: how long an HTTP+SSE MCP session outlives a node that dies holding its stream (renewed every third of it)")
 	fs.StringVar(&c.GripKey, "grip-key", "", "signs Grip-Sig on calls to GRIP functions and checks GRIP control JWTs (\"base64:…\" for bytes; empty: /grip/ off)")
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 1000, "streams one source address may hold (0: no bound; set 0 behind a load balancer)")
+	fs.IntVar(&c.MaxTopicsPerStream, "max-topics-per-stream", fanout.MaxTopicsPerStream, "topics one stream may read with ?topic= (at most 64)")
 	fs.IntVar(&c.MaxAPIConnsPerIP, "max-api-conns-per-ip", 256, "API connections one source address may hold open, each a goroutine while idle (0: no bound; set 0 behind a load balancer or ingress)")
 }
 
@@ -225,7 +227,8 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	core := api.NewCore(api.CoreConfig{Node: n, Auth: guard, StreamAuth: streamAuth, CORS: origins, State: st.name(),
-		Health: append([]api.HealthCheck{fns.health()}, st.health()...), Logger: log, Metrics: m, GripPublish: gripPublish})
+		Health: append([]api.HealthCheck{fns.health()}, st.health()...), Logger: log, Metrics: m, MaxTopicsPerStream: cfg.MaxTopicsPerStream,
+		GripPublish: gripPublish})
 	core.Register(r)
 	core.Attach(srv)
 	gw, err := fns.mount(r, guard, mcpStreams{Node: n, Server: srv, origins: origins}, &cfg, log)

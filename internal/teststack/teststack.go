@@ -26,31 +26,32 @@ import (
 
 // Config is the settings of a node, its transport and its API.
 type Config struct {
-	NodeID            string
-	HeartbeatInterval time.Duration
-	HeadTimeout       time.Duration
-	MaxHeadBytes      int
-	MaxBodyBytes      int
-	MaxQueueBytes     int
-	SendBufferBytes   int
-	WriteTimeout      time.Duration
-	Retry             time.Duration
-	ShutdownRetryMax  time.Duration
-	CORSOrigins       []string
-	History           fanout.Config
-	TopicEngine       fanout.Engine
-	ClientEngine      fanout.Engine
-	Directory         node.Directory
-	DirectoryInterval time.Duration
-	Logger            *slog.Logger
-	Metrics           *metrics.Metrics
-	AdminAuth         auth.AdminAuth
-	MetricsAuth       auth.AdminAuth
-	StreamAuth        *auth.StreamAuth
-	MaxStreamsPerIP   int
-	MaxAPIConnsPerIP  int
-	Health            []api.HealthCheck
-	StatusFunctions   func(ctx context.Context) []node.StatusFunction
+	NodeID             string
+	HeartbeatInterval  time.Duration
+	HeadTimeout        time.Duration
+	MaxHeadBytes       int
+	MaxBodyBytes       int
+	MaxQueueBytes      int
+	SendBufferBytes    int
+	WriteTimeout       time.Duration
+	Retry              time.Duration
+	ShutdownRetryMax   time.Duration
+	CORSOrigins        []string
+	History            fanout.Config
+	TopicEngine        fanout.Engine
+	ClientEngine       fanout.Engine
+	Directory          node.Directory
+	DirectoryInterval  time.Duration
+	Logger             *slog.Logger
+	Metrics            *metrics.Metrics
+	AdminAuth          auth.AdminAuth
+	MetricsAuth        auth.AdminAuth
+	StreamAuth         *auth.StreamAuth
+	MaxStreamsPerIP    int
+	MaxAPIConnsPerIP   int
+	MaxTopicsPerStream int
+	Health             []api.HealthCheck
+	StatusFunctions    func(ctx context.Context) []node.StatusFunction
 	// GripPublish serves GRIP publishes on POST /publish/ (api.GripPublish), authorized by
 	// GripAuthorizer (nil: open).
 	GripPublish    bool
@@ -108,7 +109,7 @@ func New(cfg Config) (*Stack, error) {
 		gripPublish = gp.Serve
 	}
 	core := api.NewCore(api.CoreConfig{Node: n, Auth: guard, StreamAuth: cfg.StreamAuth, CORS: origins, Health: cfg.Health,
-		Logger: cfg.Logger, Metrics: cfg.Metrics, GripPublish: gripPublish})
+		Logger: cfg.Logger, Metrics: cfg.Metrics, MaxTopicsPerStream: cfg.MaxTopicsPerStream, GripPublish: gripPublish})
 	core.Register(r)
 	core.Attach(srv)
 	if cfg.GripSigner != nil {
