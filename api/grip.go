@@ -205,11 +205,12 @@ func proxy(rc *fasthttp.RequestCtx, in *grip.Instruct) {
 	rc.SetBody(in.Body)
 }
 
-// holdSpec is the stream a Grip-Hold: stream answer asks for: its channels' topics (one topic as the
-// stream's key, several as a multi-topic stream), resumed from the client's Last-Event-ID, with the
-// answer's events first. Those carry the Last-Event-ID the client resumed from as their id, so they
-// leave its place in the channels where it was; a fresh stream's carry none, and its first published
-// event gives it its first resumable id.
+// holdSpec is the stream a Grip-Hold: stream answer asks for: a multi-topic stream on its channels'
+// topics (even one: its ids are cursors, so a function may change its channels between reconnects, and
+// a fresh stream learns its first resumable id at once), resumed from the client's Last-Event-ID, with
+// the answer's events first. Those carry the Last-Event-ID the client resumed from as their id, so they
+// leave its place in the channels where it was; a fresh stream's carry none, and the id-only line that
+// follows them (the stream's starting cursor) is where it resumes from.
 func holdSpec(rc *fasthttp.RequestCtx, fnName string, in *grip.Instruct, lim grip.Limits) (transport.Spec, error) {
 	topics := make([]string, len(in.Channels))
 	for i, c := range in.Channels {
@@ -223,12 +224,7 @@ func holdSpec(rc *fasthttp.RequestCtx, fnName string, in *grip.Instruct, lim gri
 	if err != nil {
 		return transport.Spec{}, fmt.Errorf("grip: channels: %w", err)
 	}
-	spec := transport.Spec{Kind: transport.Topic, Meta: map[string]string{"grip": fnName}}
-	if len(topics) == 1 {
-		spec.Key = topics[0]
-	} else {
-		spec.Topics = topics
-	}
+	spec := transport.Spec{Kind: transport.Topic, Topics: topics, Meta: map[string]string{"grip": fnName}}
 	spec.LastEventID = string(rc.Request.Header.Peek("Last-Event-ID"))
 	if spec.LastEventID == "" {
 		spec.LastEventID = string(rc.QueryArgs().Peek("lastEventId"))

@@ -82,33 +82,34 @@ func publishWithGrip(t *testing.T, config map[string]string, publishes string) m
 }
 
 // TestServeGripThroughEdge: a function on @fanoutio/serve-grip, behind the edge, verifies the edge's
-// Grip-Sig and answers Grip-Hold: stream with a first event; @fanoutio/grip's Publisher, pointed at the
-// edge as its control URI, publishes to the channel (with the admin token, then a control JWT); the
-// client gets the first event, then each published event once. Its plain and 403 answers are proxied
+// Grip-Sig and answers Grip-Hold: stream on two channels (news, pets/dogs) with a first event;
+// @fanoutio/grip's Publisher, pointed at the edge as its control URI, publishes to both channels (with
+// the admin token, then a control JWT); the client gets the first event, then each published event once. Its plain and 403 answers are proxied
 // unchanged.
 func TestServeGripThroughEdge(t *testing.T) {
 	e := newGripEdge(t, nil)
 	base := startServeGrip(t, gripKey)
 	e.register("live", base, nil)
 
-	s := openStream(t, e.url+"/grip/live/single?room=1", "Cookie", "session=abc")
+	s := openStream(t, e.url+"/grip/live/stream?room=1", "Cookie", "session=abc")
 	if ev := s.next(t); ev.Type != "welcome" || ev.Data != `{"hello": "stream"}` {
 		t.Fatalf("first event %+v", ev)
 	}
 	res := publishWithGrip(t, map[string]string{"control_uri": e.url + "/", "key": gripAdmin}, `[
 		{"channel": "news", "content": "event: update\ndata: one\n\n"},
-		{"channel": "news", "content": "data: two\n\ndata: three\n\n", "id": "2", "prevId": "1"}
+		{"channel": "pets/dogs", "content": "data: two\n\ndata: three\n\n", "id": "2", "prevId": "1"},
+		{"channel": "pets", "content": "data: not held: pets is above pets/dogs\n\n"}
 	]`)
 	if res["ok"] != true {
 		t.Fatalf("publish: %v", res)
 	}
 	res = publishWithGrip(t, map[string]string{"control_uri": e.url, "control_iss": "backend", "key": gripKey},
-		`[{"channel": "news", "content": "data: four\n\n"}]`)
+		`[{"channel": "news", "content": "data: four\n\n"}, {"channel": "pets/dogs/puppies", "content": "data: five\n\n"}]`)
 	if res["ok"] != true {
 		t.Fatalf("publish with a control JWT: %v", res)
 	}
 	ids := map[string]bool{}
-	for _, want := range []string{"one", "two", "three", "four"} {
+	for _, want := range []string{"one", "two", "three", "four", "five"} {
 		ev := s.next(t)
 		if ev.Data != want || ev.LastEventID == "" || ids[ev.LastEventID] {
 			t.Fatalf("event %+v, want %s with an id of its own", ev, want)

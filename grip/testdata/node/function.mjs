@@ -4,7 +4,6 @@
 //
 //   /stream     Grip-Sig checked; Grip-Hold: stream on channels "news" and "pets/dogs" (prev-id 41),
 //               a keep-alive comment every 20 s, and a first event "welcome"
-//   /single     as /stream, on channel "news" alone
 //   /plain      an ordinary JSON answer, no GRIP instruction
 //   /forbidden  403
 //
@@ -45,8 +44,7 @@ async function handle(req, res) {
   }));
   const { isSigned } = await serveGrip.getPublisher().validateGripSig(req.headers['grip-sig']);
   switch (url.pathname) {
-    case '/stream':
-    case '/single': {
+    case '/stream': {
       if (!isSigned) {
         res.writeHead(401, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify({ error: 'Grip-Sig missing or wrong' }));
@@ -54,9 +52,7 @@ async function handle(req, res) {
       }
       const instruct = res.grip.startInstruct();
       instruct.addChannel('news');
-      if (url.pathname === '/stream') {
-        instruct.addChannel(new Channel('pets/dogs', '41'));
-      }
+      instruct.addChannel(new Channel('pets/dogs', '41'));
       instruct.setHoldStream();
       instruct.setKeepAlive(':\n\n', 20);
       res.writeHead(200, { 'Content-Type': 'text/event-stream' });
