@@ -76,18 +76,26 @@ func NewGrip(cfg GripConfig) (*Grip, error) {
 var gripMethods = [...]string{fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodPost, fasthttp.MethodPut,
 	fasthttp.MethodPatch, fasthttp.MethodDelete}
 
-// Register mounts /grip/{fn} and /grip/{fn}/{path…} for every forwarded method. The function decides
-// who may call it (its own cookies or tokens), so the route takes no token of the edge's.
+// Register mounts /grip/{fn}/{path…} (and /grip/{fn}, /grip/{fn}/) for every forwarded method, as one
+// catch-all split here: the router would not match /grip/{fn}/ with both /grip/{fn} and
+// /grip/{fn}/{path:*} routes. The function decides who may call it (its own cookies or tokens), so the
+// route takes no token of the edge's.
 func (g *Grip) Register(r *router.Router) {
 	for _, m := range gripMethods {
-		r.Handle(m, "/grip/{fn}", g.serve)
-		r.Handle(m, "/grip/{fn}/{path:*}", g.serve)
+		r.Handle(m, "/grip/{grip:*}", g.serve)
 	}
+}
+
+// gripTarget splits /grip/{fn}/{path…} into the function's name and the path it is forwarded ("/" at
+// least).
+func gripTarget(rc *fasthttp.RequestCtx) (name, path string) {
+	name, rest, _ := strings.Cut(userValue(rc, "grip"), "/")
+	return name, "/" + rest
 }
 
 // serve forwards one request and answers as the function says.
 func (g *Grip) serve(rc *fasthttp.RequestCtx) {
-	name := userValue(rc, "fn")
+	name, path := gripTarget(rc)
 	fn, ok := g.function(rc, name)
 	if !ok {
 		return
@@ -105,7 +113,7 @@ func (g *Grip) serve(rc *fasthttp.RequestCtx) {
 		InvocationID: uuid.NewString(),
 		Payload:      append([]byte(nil), rc.PostBody()...),
 		Header:       map[string]string{grip.HeaderSig: sig},
-		Forward:      forwardOf(rc, method),
+		Forward:      forwardOf(rc, method, path),
 	}
 	// Not the RequestCtx as parent: its Done channel is not a context package one.
 	ctx := g.cfg.Propagator.Extract(context.Background(), metrics.RequestHeaderCarrier{Header: &rc.Request.Header})
@@ -174,10 +182,10 @@ func (g *Grip) fail(rc *fasthttp.RequestCtx, fnName string, status int, code str
 // forwardOf is what the function gets of the client's request: method, the path after /grip/{fn}, the
 // query and the headers grip.ForwardRequestHeader lets through (cookies, Authorization,
 // Last-Event-ID, …; never a Grip-* header of the client's).
-func forwardOf(rc *fasthttp.RequestCtx, method string) *invoker.Forward {
+func forwardOf(rc *fasthttp.RequestCtx, method, path string) *invoker.Forward {
 	fw := &invoker.Forward{
 		Method:      method,
-		Path:        "/" + userValue(rc, "path"),
+		Path:        path,
 		RawQuery:    string(rc.URI().QueryString()),
 		ContentType: string(rc.Request.Header.ContentType()),
 	}

@@ -225,6 +225,29 @@ func (s *eventStream) next(t *testing.T) sse.Event {
 	}
 }
 
+// cursor waits for a block without data that carries an id (a multi-topic stream's cursor) and
+// returns that id.
+func (s *eventStream) cursor(t *testing.T) string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				t.Fatal("stream ended")
+			}
+			if ev.Data == "" && ev.LastEventID != "" {
+				return ev.LastEventID
+			}
+			if ev.Data != "" {
+				t.Fatalf("event %+v before the cursor", ev)
+			}
+		case <-timeout:
+			t.Fatal("timed out waiting for the cursor")
+		}
+	}
+}
+
 // ended waits for the stream to end.
 func (s *eventStream) ended(t *testing.T) {
 	t.Helper()

@@ -130,6 +130,28 @@ func TestGripHoldStream(t *testing.T) {
 	}
 }
 
+// TestGripFreshStreamResumes: a client that leaves before anything is published still resumes without a
+// gap: the stream's cursor comes right after the function's first events.
+func TestGripFreshStreamResumes(t *testing.T) {
+	e := newGripEdge(t, nil)
+	fn := newGripFunction(t, holdNews)
+	e.register("live", fn.URL, nil)
+	s := openStream(t, e.url+"/grip/live/")
+	if ev := s.next(t); ev.Type != "welcome" {
+		t.Fatalf("first event %+v", ev)
+	}
+	at := s.cursor(t)
+	s.close()
+	e.publish(`{"items": [` + gripItem("news", "data: missed\n\n") + `]}`)
+	r := openStream(t, e.url+"/grip/live/", "Last-Event-ID", at)
+	if ev := r.next(t); ev.Type != "welcome" || ev.LastEventID != at {
+		t.Fatalf("first event %+v, want welcome with id %s", ev, at)
+	}
+	if ev := r.next(t); ev.Data != "missed" {
+		t.Fatalf("replayed %+v, want missed", ev)
+	}
+}
+
 // TestGripProxied: answers without Grip-Hold reach the client unchanged: status, headers, body.
 func TestGripProxied(t *testing.T) {
 	e := newGripEdge(t, nil)
@@ -183,7 +205,7 @@ func TestGripProxied(t *testing.T) {
 	}
 	// Not a GRIP function, or none: 404.
 	e.register("plain", fn.URL, func(f *registry.Function) { f.Grip = false })
-	for _, p := range []string{"/grip/plain/x", "/grip/nobody/x"} {
+	for _, p := range []string{"/grip/plain/x", "/grip/nobody/x", "/grip/", "/grip/bad%20name/x"} {
 		if st, _, b := e.do("GET", p, ""); st != 404 || !strings.Contains(string(b), `"not_found"`) {
 			t.Errorf("%s: %d %s", p, st, b)
 		}
