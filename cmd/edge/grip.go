@@ -53,13 +53,15 @@ func (g gripSetup) publishHandler(cfg *config, n api.TopicPublisher, log *slog.L
 	return p.Serve, nil
 }
 
-// mount adds /grip/{fn}/{path…} to r when GRIP is on.
-func (g gripSetup) mount(r *router.Router, fns *functions, holder transport.Holder, log *slog.Logger, m *metrics.Metrics) error {
+// mount adds /grip/{fn}/{path…} to r when GRIP is on: an answer may name MAX_TOPICS_PER_STREAM
+// channels at most.
+func (g gripSetup) mount(r *router.Router, cfg *config, fns *functions, holder transport.Holder, log *slog.Logger, m *metrics.Metrics) error {
 	if g.signer == nil {
 		log.Info("GRIP_KEY is not set: /grip/ is off")
 		return nil
 	}
-	gr, err := api.NewGrip(api.GripConfig{Store: fns.store, Invoker: fns.inv, Holder: holder, Signer: g.signer, Logger: log, Metrics: m})
+	gr, err := api.NewGrip(api.GripConfig{Store: fns.store, Invoker: fns.inv, Holder: holder, Signer: g.signer, Logger: log, Metrics: m,
+		Limits: grip.Limits{MaxChannels: cfg.MaxTopicsPerStream}}) // a held stream reads that many topics at most
 	if err != nil {
 		return err
 	}

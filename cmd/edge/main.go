@@ -236,7 +236,7 @@ func run(ctx context.Context, args []string) error {
 		_ = srv.Shutdown(ctx)
 		return fmt.Errorf("functions: %w", err)
 	}
-	if err := gs.mount(r, fns, srv, log, m); err != nil {
+	if err := gs.mount(r, &cfg, fns, srv, log, m); err != nil {
 		_ = srv.Shutdown(ctx)
 		return fmt.Errorf("grip: %w", err)
 	}
