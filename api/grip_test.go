@@ -19,7 +19,7 @@ import (
 
 // seen is what a Go GRIP function saw of one call.
 type seen struct {
-	Method, Path, Query, Cookie, LastEventID, Authorization, Body string
+	Method, Path, Query, Cookie, LastEventID, Authorization, Body, Traceparent string
 	ClientSig                                                      bool // a Grip-Sig other than the edge's reached it
 }
 
@@ -41,6 +41,7 @@ func newGripFunction(t *testing.T, answer func(w http.ResponseWriter, r *http.Re
 		f.mu.Lock()
 		f.calls = append(f.calls, seen{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Cookie: r.Header.Get("Cookie"),
 			LastEventID: r.Header.Get("Last-Event-ID"), Authorization: r.Header.Get("Authorization"), Body: string(body),
+			Traceparent: r.Header.Get("Traceparent"),
 			ClientSig: err != nil && r.Header.Get("Grip-Sig") != ""})
 		f.mu.Unlock()
 		if err != nil {
@@ -194,8 +195,13 @@ func TestGripProxied(t *testing.T) {
 			t.Errorf("%s: a Grip-* header reached the client: %v", c.path, h)
 		}
 	}
-	if st, h, _ := e.do("GET", "/grip/fn/plain", ""); h.Get("X-Answer") != "42" {
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	if st, h, _ := e.do("GET", "/grip/fn/plain", "", "Traceparent", "00-"+trace+"-00f067aa0ba902b7-01"); h.Get("X-Answer") != "42" {
 		t.Errorf("proxied header lost: %d %v", st, h)
+	}
+	// The call joins the caller's trace (W3C traceparent), as an invoke does.
+	if calls := fn.seen(); !strings.Contains(calls[len(calls)-1].Traceparent, trace) {
+		t.Errorf("the function got traceparent %q, want one in trace %s", calls[len(calls)-1].Traceparent, trace)
 	}
 	if calls := fn.seen(); calls[1].Body != "x=1" {
 		t.Errorf("POST body %q reached the function", calls[1].Body)
