@@ -32,19 +32,48 @@ func newGripMetrics(reg prometheus.Registerer) *gripMetrics {
 	return g
 }
 
+// gripOutcomes are the outcome values of sseedge_grip_requests_total: held, proxied, and the codes of
+// the failures (grip.Code values, invoker.Code values, grip_sign_failed). Anything else counts as
+// "error", so the label stays a closed set. A function, not a variable: nobody can change it.
+func gripOutcomes() []string {
+	return []string{"held", "proxied", "error",
+		"grip_malformed", "grip_unknown_instruction", "grip_unsupported", "grip_hold_response_unsupported",
+		"grip_bad_channel", "grip_too_many", "grip_too_large", "grip_sign_failed",
+		"circuit_open", "timeout", "upstream_error", "no_healthy_endpoint", "response_too_large", "canceled", "invalid_function"}
+}
+
+// gripPublishCodes are the code values of sseedge_grip_publish_refused_total ("error" for any other).
+func gripPublishCodes() []string {
+	return []string{"error", "grip_unauthorized", "grip_malformed", "grip_unsupported", "grip_bad_channel", "grip_too_many",
+		"grip_too_large", "reserved_topic", "state_unavailable", "event_too_large", "bad_event"}
+}
+
+// closedValue is v when known lists it, else "error".
+func closedValue(v string, known []string) string {
+	for _, k := range known {
+		if k == v {
+			return v
+		}
+	}
+	return "error"
+}
+
 // GripRequest counts one request to a GRIP function by its outcome: "held", "proxied", or the code of
 // its failure.
 func (m *Metrics) GripRequest(outcome string) {
 	if m == nil {
 		return
 	}
-	m.grip.answers.WithLabelValues(outcome).Inc()
+	m.grip.answers.WithLabelValues(closedValue(outcome, gripOutcomes())).Inc()
 }
 
 // GripItems counts n applied items of GRIP publishes with action ("send" or "close").
 func (m *Metrics) GripItems(action string, n int) {
 	if m == nil || n == 0 {
 		return
+	}
+	if action != "close" {
+		action = "send"
 	}
 	m.grip.items.WithLabelValues(action).Add(float64(n))
 }
@@ -54,5 +83,5 @@ func (m *Metrics) GripPublishRefused(code string) {
 	if m == nil {
 		return
 	}
-	m.grip.refusals.WithLabelValues(code).Inc()
+	m.grip.refusals.WithLabelValues(closedValue(code, gripPublishCodes())).Inc()
 }
