@@ -16,39 +16,45 @@ import (
 // wantMetrics is every metric the issue asks for, with its type: the contract dashboards and
 // alerts are written against.
 var wantMetrics = map[string]dto.MetricType{
-	"sseedge_grip_requests_total":            dto.MetricType_COUNTER,
-	"sseedge_grip_publish_items_total":       dto.MetricType_COUNTER,
-	"sseedge_grip_publish_refused_total":     dto.MetricType_COUNTER,
-	"sseedge_connections":                    dto.MetricType_GAUGE,
-	"sseedge_connections_opened_total":       dto.MetricType_COUNTER,
-	"sseedge_connections_closed_total":       dto.MetricType_COUNTER,
-	"sseedge_events_published_total":         dto.MetricType_COUNTER,
-	"sseedge_frames_sent_total":              dto.MetricType_COUNTER,
-	"sseedge_bytes_sent_total":               dto.MetricType_COUNTER,
-	"sseedge_delivery_latency_seconds":       dto.MetricType_HISTOGRAM,
-	"sseedge_heartbeat_batch_seconds":        dto.MetricType_HISTOGRAM,
-	"sseedge_replayed_events_total":          dto.MetricType_COUNTER,
-	"sseedge_resets_total":                   dto.MetricType_COUNTER,
-	"sseedge_bus_recovered_events_total":     dto.MetricType_COUNTER,
-	"sseedge_bus_unrecovered_gaps_total":     dto.MetricType_COUNTER,
-	"sseedge_slow_consumers_total":           dto.MetricType_COUNTER,
-	"sseedge_requests_rejected_total":        dto.MetricType_COUNTER,
-	"sseedge_invocations_total":              dto.MetricType_COUNTER,
-	"sseedge_invocation_duration_seconds":    dto.MetricType_HISTOGRAM,
-	"sseedge_invocation_attempts":            dto.MetricType_HISTOGRAM,
-	"sseedge_breaker_state":                  dto.MetricType_GAUGE,
-	"sseedge_redis_command_duration_seconds": dto.MetricType_HISTOGRAM,
-	"sseedge_redis_cache_hits_total":         dto.MetricType_COUNTER,
-	"sseedge_redis_cache_misses_total":       dto.MetricType_COUNTER,
-	"sseedge_redis_up":                       dto.MetricType_GAUGE,
-	"sseedge_history_bytes":                  dto.MetricType_GAUGE,
-	"sseedge_history_streams":                dto.MetricType_GAUGE,
-	"sseedge_history_evicted_total":          dto.MetricType_COUNTER,
-	"sseedge_mcp_sessions_evicted_total":     dto.MetricType_COUNTER,
-	"sseedge_stream_tokens_expired_total":    dto.MetricType_COUNTER,
-	"sseedge_stream_token_refreshes_total":   dto.MetricType_COUNTER,
-	"sseedge_bus_probe_seconds":              dto.MetricType_HISTOGRAM,
-	"sseedge_bus_probe_failures_total":       dto.MetricType_COUNTER,
+	"sseedge_grip_requests_total":                       dto.MetricType_COUNTER,
+	"sseedge_grip_publish_items_total":                  dto.MetricType_COUNTER,
+	"sseedge_grip_publish_refused_total":                dto.MetricType_COUNTER,
+	"sseedge_connections":                               dto.MetricType_GAUGE,
+	"sseedge_stream_topic_subscriptions_total":          dto.MetricType_COUNTER,
+	"sseedge_stream_topic_resets_total":                 dto.MetricType_COUNTER,
+	"sseedge_stream_topic_position_failures_total":      dto.MetricType_COUNTER,
+	"sseedge_stream_bad_cursors_total":                  dto.MetricType_COUNTER,
+	"sseedge_client_subscription_changes_total":         dto.MetricType_COUNTER,
+	"sseedge_client_subscription_change_failures_total": dto.MetricType_COUNTER,
+	"sseedge_connections_opened_total":                  dto.MetricType_COUNTER,
+	"sseedge_connections_closed_total":                  dto.MetricType_COUNTER,
+	"sseedge_events_published_total":                    dto.MetricType_COUNTER,
+	"sseedge_frames_sent_total":                         dto.MetricType_COUNTER,
+	"sseedge_bytes_sent_total":                          dto.MetricType_COUNTER,
+	"sseedge_delivery_latency_seconds":                  dto.MetricType_HISTOGRAM,
+	"sseedge_heartbeat_batch_seconds":                   dto.MetricType_HISTOGRAM,
+	"sseedge_replayed_events_total":                     dto.MetricType_COUNTER,
+	"sseedge_resets_total":                              dto.MetricType_COUNTER,
+	"sseedge_bus_recovered_events_total":                dto.MetricType_COUNTER,
+	"sseedge_bus_unrecovered_gaps_total":                dto.MetricType_COUNTER,
+	"sseedge_slow_consumers_total":                      dto.MetricType_COUNTER,
+	"sseedge_requests_rejected_total":                   dto.MetricType_COUNTER,
+	"sseedge_invocations_total":                         dto.MetricType_COUNTER,
+	"sseedge_invocation_duration_seconds":               dto.MetricType_HISTOGRAM,
+	"sseedge_invocation_attempts":                       dto.MetricType_HISTOGRAM,
+	"sseedge_breaker_state":                             dto.MetricType_GAUGE,
+	"sseedge_redis_command_duration_seconds":            dto.MetricType_HISTOGRAM,
+	"sseedge_redis_cache_hits_total":                    dto.MetricType_COUNTER,
+	"sseedge_redis_cache_misses_total":                  dto.MetricType_COUNTER,
+	"sseedge_redis_up":                                  dto.MetricType_GAUGE,
+	"sseedge_history_bytes":                             dto.MetricType_GAUGE,
+	"sseedge_history_streams":                           dto.MetricType_GAUGE,
+	"sseedge_history_evicted_total":                     dto.MetricType_COUNTER,
+	"sseedge_mcp_sessions_evicted_total":                dto.MetricType_COUNTER,
+	"sseedge_stream_tokens_expired_total":               dto.MetricType_COUNTER,
+	"sseedge_stream_token_refreshes_total":              dto.MetricType_COUNTER,
+	"sseedge_bus_probe_seconds":                         dto.MetricType_HISTOGRAM,
+	"sseedge_bus_probe_failures_total":                  dto.MetricType_COUNTER,
 
 	"sseedge_resume_waits_total":                  dto.MetricType_COUNTER,
 	"sseedge_resume_read_retries_total":           dto.MetricType_COUNTER,
@@ -64,7 +70,7 @@ var wantMetrics = map[string]dto.MetricType{
 var allowedLabels = map[string][]string{
 	"kind":    {"sse", "topic", "mcp"},
 	"reason":  {"client", "slow_consumer", "shutdown", "error", "timeout", "bad_request", "too_large", "rate_limited", "unauthorized", "forbidden", "not_found", "address_limit", "store_full"},
-	"outcome": append([]string{"ok", "error", "timeout", "circuit_open", "rejected", "refused"}, gripOutcomes()...),
+	"outcome": append([]string{"ok", "error", "timeout", "circuit_open", "rejected", "refused", "sent"}, gripOutcomes()...),
 	"action":  {"send", "close"},
 	"code":    gripPublishCodes(),
 }
@@ -119,6 +125,13 @@ func touchAll(m *Metrics) {
 	m.GripItems("send", 2)
 	m.GripItems("close", 1)
 	m.GripPublishRefused("grip_unauthorized")
+	m.TopicSubscribed(2)
+	m.TopicReset()
+	m.TopicPositionFailed()
+	m.TopicSubsChangeFailed()
+	m.ClientSubscriptionChange(true)
+	m.ClientSubscriptionChange(false)
+	m.BadCursor()
 }
 
 func gather(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {

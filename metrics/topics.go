@@ -31,7 +31,9 @@ func newTopicMetrics(reg prometheus.Registerer) *topicMetrics {
 	}
 	t.changeApplied[0] = t.changes.WithLabelValues("refused")
 	t.changeApplied[1] = t.changes.WithLabelValues("sent")
-	reg.MustRegister(t.subscriptions, t.resets, t.changes, t.positionFailed, t.changeFailed, t.badCursor)
+	if reg != nil {
+		reg.MustRegister(t.subscriptions, t.resets, t.changes, t.positionFailed, t.changeFailed, t.badCursor)
+	}
 	return t
 }
 
