@@ -20,7 +20,7 @@ import (
 // seen is what a Go GRIP function saw of one call.
 type seen struct {
 	Method, Path, Query, Cookie, LastEventID, Authorization, Body, Traceparent string
-	ClientSig                                                      bool // a Grip-Sig other than the edge's reached it
+	ClientSig                                                                  bool // a Grip-Sig other than the edge's reached it
 }
 
 // gripFunction is a GRIP function without any library: it checks Grip-Sig (HS256, iss sseedge, with
@@ -42,7 +42,7 @@ func newGripFunction(t *testing.T, answer func(w http.ResponseWriter, r *http.Re
 		f.calls = append(f.calls, seen{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Cookie: r.Header.Get("Cookie"),
 			LastEventID: r.Header.Get("Last-Event-ID"), Authorization: r.Header.Get("Authorization"), Body: string(body),
 			Traceparent: r.Header.Get("Traceparent"),
-			ClientSig: err != nil && r.Header.Get("Grip-Sig") != ""})
+			ClientSig:   err != nil && r.Header.Get("Grip-Sig") != ""})
 		f.mu.Unlock()
 		if err != nil {
 			w.Header().Set("Content-Type", "application/json")
@@ -161,7 +161,7 @@ func TestGripProxied(t *testing.T) {
 		case "/plain":
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("X-Answer", "42")
-			w.Header().Set("Grip-Channel", "") // as @fanoutio/grip writes it when no channel was added
+			w.Header().Set("Grip-Channel", "")  // as @fanoutio/grip writes it when no channel was added
 			io.WriteString(w, `{"plain":true}`) //nolint:errcheck
 		case "/echo":
 			w.Header().Set("Content-Type", "text/plain")
