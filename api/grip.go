@@ -142,11 +142,22 @@ func (g *Grip) serve(rc *fasthttp.RequestCtx) {
 	}
 	spec, err := holdSpec(rc, fn.Name, in, g.cfg.Limits)
 	if err != nil {
-		g.fail(rc, fn.Name, fasthttp.StatusBadGateway, string(grip.CodeBadChannel), err)
+		code := grip.CodeBadChannel
+		if errors.Is(err, fanout.ErrTooManyTopics) {
+			code = grip.CodeTooMany
+		}
+		g.fail(rc, fn.Name, fasthttp.StatusBadGateway, string(code), err)
+		return
+	}
+	g.cfg.Holder.HoldStream(rc, spec)
+	// The transport answers a stream it will not hold before taking the connection (an origin not
+	// allowed) with an error in the response; a held stream leaves the response alone. (Refusals after
+	// it took the connection, such as too many streams from the address, are the transport's to count.)
+	if rc.Response.StatusCode() >= 400 {
+		g.cfg.Metrics.GripRequest("stream_refused")
 		return
 	}
 	g.cfg.Metrics.GripRequest("held")
-	g.cfg.Holder.HoldStream(rc, spec)
 }
 
 // function is the GRIP function called name, or false once the client has its 404 or 503.

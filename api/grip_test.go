@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/sseedge/sseedge/grip"
+	"github.com/sseedge/sseedge/internal/teststack"
 	"github.com/sseedge/sseedge/internal/testutil"
 	"github.com/sseedge/sseedge/registry"
 )
@@ -150,6 +151,25 @@ func TestGripFreshStreamResumes(t *testing.T) {
 	}
 	if ev := r.next(t); ev.Data != "missed" {
 		t.Fatalf("replayed %+v, want missed", ev)
+	}
+}
+
+// TestGripOriginRefused: a GRIP stream from an origin CORS does not allow is refused as any stream is
+// (403 JSON), and counted.
+func TestGripOriginRefused(t *testing.T) {
+	e := newGripEdge(t, func(c *teststack.Config) { c.CORSOrigins = []string{"https://ok.example"} })
+	fn := newGripFunction(t, holdNews)
+	e.register("live", fn.URL, nil)
+	st, _, b := e.do("GET", "/grip/live/x", "", "Origin", "https://evil.example")
+	if _, code := errorBody(t, b); st != 403 || code != "origin_not_allowed" {
+		t.Fatalf("%d %s, want 403 origin_not_allowed", st, b)
+	}
+	if n := e.counter("sseedge_grip_requests_total", "outcome", "stream_refused"); n != 1 {
+		t.Errorf("grip_requests_total{outcome=stream_refused} = %v, want 1", n)
+	}
+	s := openStream(t, e.url+"/grip/live/x", "Origin", "https://ok.example")
+	if ev := s.next(t); ev.Type != "welcome" {
+		t.Fatalf("allowed origin: %+v", ev)
 	}
 }
 

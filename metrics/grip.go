@@ -36,7 +36,7 @@ func newGripMetrics(reg prometheus.Registerer) *gripMetrics {
 // the failures (grip.Code values, invoker.Code values, grip_sign_failed). Anything else counts as
 // "error", so the label stays a closed set. A function, not a variable: nobody can change it.
 func gripOutcomes() []string {
-	return []string{"held", "proxied", "error",
+	return []string{"held", "proxied", "stream_refused", "error",
 		"grip_malformed", "grip_unknown_instruction", "grip_unsupported", "grip_hold_response_unsupported",
 		"grip_bad_channel", "grip_too_many", "grip_too_large", "grip_sign_failed",
 		"circuit_open", "timeout", "upstream_error", "no_healthy_endpoint", "response_too_large", "canceled", "invalid_function"}
