@@ -44,6 +44,9 @@ type CoreConfig struct {
 	// MaxTopicsPerStream bounds the ?topic= list of one stream (MAX_TOPICS_PER_STREAM); 0 or over
 	// fanout.MaxTopicsPerStream means that ceiling.
 	MaxTopicsPerStream int
+	// GripPublish, when set, answers POST /publish/ (the empty topic, otherwise a 400) with its own
+	// authorization: GRIP publishing (GripPublish.Serve).
+	GripPublish fasthttp.RequestHandler
 }
 
 // Core serves the node's own endpoints: streams (GET /sse/{clientId}, GET /subscribe/{topic}), publishing
@@ -82,13 +85,29 @@ func (c *Core) Register(r *router.Router) {
 		}
 		notFound(ctx)
 	}
-	r.POST("/publish/{topic:*}", a.Admin(c.handlePublish))
+	r.POST("/publish/{topic:*}", c.routePublish(a.Admin(c.handlePublish)))
 	r.POST("/clients/{clientId}/events", a.Admin(c.handleClientEvent))
 	r.POST("/clients/{clientId}/subscriptions", a.Admin(c.handleSubscriptions))
 	r.DELETE("/clients/{clientId}/subscriptions", a.Admin(c.handleSubscriptions))
 	r.GET("/admin/health", c.handleHealth) // open: load balancers probe it
 	r.GET("/admin/connections", a.Admin(c.handleConnections))
 	r.GET("/admin/", a.StatusPage(handleStatusPage))
+}
+
+// routePublish sends POST /publish/ (no topic) to GRIP publishing when it is configured, and every
+// other topic to publish, which takes the admin token.
+func (c *Core) routePublish(publish fasthttp.RequestHandler) fasthttp.RequestHandler {
+	gripPublish := c.cfg.GripPublish
+	if gripPublish == nil {
+		return publish
+	}
+	return func(ctx *fasthttp.RequestCtx) {
+		if userValue(ctx, "topic") == "" {
+			gripPublish(ctx)
+			return
+		}
+		publish(ctx)
+	}
 }
 
 // Attach hands the transport to the endpoints and has it read the stream paths itself on fresh

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ type attemptResult struct {
 	retryAfter  time.Duration // -1 when absent or unreadable
 	err         error         // transport error; nil when a response arrived
 	timedOut    bool          // err was the attempt's deadline
+	header      http.Header   // the answer's header, for forwarded requests
 }
 
 // attempt sends one request to ep and waits for the answer until the attempt's deadline. The
@@ -52,7 +54,16 @@ func (inv *Invoker) attempt(ctx context.Context, iv *invocation, ep *endpointSta
 	if method == "" {
 		method = registry.DefaultMethod
 	}
-	req.SetRequestURI(ep.url)
+	fw := iv.req.Forward
+	if fw != nil {
+		method = fw.Method
+		setForwardURI(req, ep.url, fw)
+		for _, h := range fw.Header {
+			req.Header.Add(h[0], h[1])
+		}
+	} else {
+		req.SetRequestURI(ep.url)
+	}
 	req.Header.SetMethod(method)
 	for k, v := range iv.fn.Headers {
 		req.Header.Set(k, v)
@@ -60,7 +71,17 @@ func (inv *Invoker) attempt(ctx context.Context, iv *invocation, ep *endpointSta
 	for k, v := range iv.req.Header {
 		req.Header.Set(k, v)
 	}
-	req.Header.SetContentType("application/json")
+	switch {
+	case fw == nil:
+		req.Header.SetContentType("application/json")
+	case fw.ContentType != "":
+		req.Header.SetContentType(fw.ContentType)
+	default:
+		req.Header.Del(fasthttp.HeaderContentType)
+	}
+	if method == fasthttp.MethodHead {
+		resp.SkipBody = true
+	}
 	req.Header.Set("X-Invocation-Id", iv.req.InvocationID)
 	if iv.req.ClientID != "" {
 		req.Header.Set("X-Client-Id", iv.req.ClientID)
@@ -88,6 +109,9 @@ func (inv *Invoker) attempt(ctx context.Context, iv *invocation, ep *endpointSta
 	res.status = resp.StatusCode()
 	res.body = append([]byte(nil), resp.Body()...)
 	res.contentType = string(resp.Header.Peek(fasthttp.HeaderContentType))
+	if fw != nil {
+		res.header = responseHeader(&resp.Header)
+	}
 	if res.status == fasthttp.StatusTooManyRequests {
 		res.retryAfter = parseRetryAfter(resp.Header.Peek(fasthttp.HeaderRetryAfter))
 	}
@@ -98,6 +122,34 @@ func (inv *Invoker) attempt(ctx context.Context, iv *invocation, ep *endpointSta
 		return res, errFailure
 	}
 	return res, nil
+}
+
+// setForwardURI points req at endpoint with fw's path appended and fw's query, when it has one.
+func setForwardURI(req *fasthttp.Request, endpoint string, fw *Forward) {
+	req.SetRequestURI(endpoint)
+	u := req.URI()
+	base := strings.TrimSuffix(string(u.PathOriginal()), "/")
+	p := fw.Path
+	if p != "" && p[0] != '/' {
+		p = "/" + p
+	}
+	if p == "" && base == "" {
+		p = "/"
+	}
+	u.SetPath(base + p)
+	if fw.RawQuery != "" {
+		u.SetQueryString(fw.RawQuery)
+	}
+}
+
+// responseHeader copies a forwarded answer's header (fasthttp reuses its buffers).
+func responseHeader(h *fasthttp.ResponseHeader) http.Header {
+	out := make(http.Header, h.Len())
+	for k, v := range h.All() {
+		name := http.CanonicalHeaderKey(string(k))
+		out[name] = append(out[name], string(v))
+	}
+	return out
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,24 @@ type Request struct {
 	// Header holds extra request headers (the MCP gateway's session headers, for instance). The
 	// edge's own headers (X-Invocation-Id, X-Client-Id, traceparent, Content-Type) win.
 	Header map[string]string
+	// Forward, when set, makes this a forwarded request (a GRIP call): its own method, path, query,
+	// headers and content type instead of the function's method and a JSON payload, and the answer's
+	// headers kept in Result.Header. Payload is its body.
+	Forward *Forward
+}
+
+// Forward is what a forwarded request carries of the client's request.
+type Forward struct {
+	// Method is the client's method (GET, HEAD, POST, …).
+	Method string
+	// Path is appended to the endpoint's path ("/stream" after "http://fn/base" is "/base/stream").
+	Path string
+	// RawQuery replaces the endpoint's query when not empty.
+	RawQuery string
+	// ContentType is the body's type; "" sends none.
+	ContentType string
+	// Header lists header lines, name and value, in order; repeated names are kept.
+	Header [][2]string
 }
 
 // Result is the function's answer: any status that was not retried away, with its body.
@@ -57,6 +76,8 @@ type Result struct {
 	Endpoint     string // redacted endpoint that answered
 	InvocationID string
 	TraceID      string
+	// Header is the answer's header, kept for forwarded requests only (Request.Forward).
+	Header http.Header
 }
 
 // Invoker calls functions. It is safe for concurrent use; create one per process with New and
@@ -273,7 +294,7 @@ func (inv *Invoker) invoke(ctx context.Context, iv *invocation) (Result, error) 
 				fmt.Sprintf("response larger than %d bytes", inv.cfg.MaxResponseBytes), res.err)
 		case res.err == nil && !retryableStatus(res.status, iv.fn.Retry.Statuses):
 			return Result{
-				Status: res.status, Body: res.body, ContentType: res.contentType,
+				Status: res.status, Body: res.body, ContentType: res.contentType, Header: res.header,
 				Attempts: iv.attempts, Duration: time.Since(iv.start), Endpoint: ep.display,
 				InvocationID: iv.req.InvocationID, TraceID: iv.traceID,
 			}, nil

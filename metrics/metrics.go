@@ -126,6 +126,8 @@ type Metrics struct {
 	idemReplayed      prometheus.Counter
 	idemConflict      prometheus.Counter
 
+	grip *gripMetrics // metrics/grip.go
+
 	cfg           config
 	mu            sync.RWMutex
 	functions     map[string]*Function
@@ -338,6 +340,7 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 		reg.MustRegister(m.resumeWaits, m.resumeRetries, m.resumeUnavailable, m.publishExpired, m.publishUnknown, m.idemReplayed, m.idemConflict)
 	}
 
+	m.grip = newGripMetrics(reg)
 	if reg != nil {
 		reg.MustRegister(m.busProbe, m.busProbeBad)
 		reg.MustRegister(

@@ -16,6 +16,9 @@ import (
 // wantMetrics is every metric the issue asks for, with its type: the contract dashboards and
 // alerts are written against.
 var wantMetrics = map[string]dto.MetricType{
+	"sseedge_grip_requests_total":                       dto.MetricType_COUNTER,
+	"sseedge_grip_publish_items_total":                  dto.MetricType_COUNTER,
+	"sseedge_grip_publish_refused_total":                dto.MetricType_COUNTER,
 	"sseedge_connections":                               dto.MetricType_GAUGE,
 	"sseedge_connections_opened_total":                  dto.MetricType_COUNTER,
 	"sseedge_connections_closed_total":                  dto.MetricType_COUNTER,
@@ -67,7 +70,9 @@ var wantMetrics = map[string]dto.MetricType{
 var allowedLabels = map[string][]string{
 	"kind":    {"sse", "topic", "mcp"},
 	"reason":  {"client", "slow_consumer", "shutdown", "error", "timeout", "bad_request", "too_large", "rate_limited", "unauthorized", "forbidden", "not_found", "address_limit", "store_full"},
-	"outcome": {"ok", "error", "timeout", "circuit_open", "rejected", "refused"},
+	"outcome": append([]string{"ok", "error", "timeout", "circuit_open", "rejected", "refused"}, gripOutcomes()...),
+	"action":  {"send", "close"},
+	"code":    gripPublishCodes(),
 }
 
 // touchAll makes one observation on every metric, so that vectors have children and every
@@ -114,6 +119,12 @@ func touchAll(m *Metrics) {
 	m.PublishOutcomeUnknown()
 	m.IdempotentPublish(false)
 	m.IdempotentPublish(true)
+	m.GripRequest("held")
+	m.GripRequest("grip_malformed")
+	m.GripRequest("not a known outcome")
+	m.GripItems("send", 2)
+	m.GripItems("close", 1)
+	m.GripPublishRefused("grip_unauthorized")
 }
 
 func gather(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {

@@ -150,6 +150,12 @@ func (n *Node) EndClientStreams(ctx context.Context, clientID string) error {
 	return n.hubs[transport.Client].End(ctx, clientID)
 }
 
+// EndTopicStreams ends the streams of a topic (not of its ancestors or descendants) on every node, each
+// once what it has queued is written: a GRIP publish with action close ends a channel's held streams so.
+func (n *Node) EndTopicStreams(ctx context.Context, topic string) error {
+	return n.hubs[transport.Topic].End(ctx, topic)
+}
+
 // RefreshClient hands a grant (transport.AppendGrant) to the streams of a client on every node. reached
 // is the count of local streams, -1 when other nodes may hold some.
 func (n *Node) RefreshClient(ctx context.Context, clientID string, grant []byte) (reached int, err error) {

@@ -48,6 +48,9 @@ type Function struct {
 	HealthEndpoint string `json:"health_endpoint,omitempty"`
 	// MCP marks a function that speaks MCP (JSON-RPC); reserved for the MCP gateway.
 	MCP bool `json:"mcp"`
+	// Grip marks a function that speaks GRIP: it is reached at /grip/{name}/{path…}, gets the client's
+	// request forwarded (signed with Grip-Sig) and may answer Grip-Hold: stream (docs/grip.md).
+	Grip bool `json:"grip"`
 	// Idempotent records that a call may safely run twice; stored for policies that need it.
 	Idempotent bool    `json:"idempotent"`
 	Retry      Retry   `json:"retry"`

@@ -79,6 +79,8 @@ func TestValidateNamesField(t *testing.T) {
 		{`{"name":"a","endpoint":"http://x/","breaker":{"half_open_probes":-1}}`, "breaker.half_open_probes"},
 		{`{"name":"a","endpoint":"http://x/","timout":3}`, "timout"},
 		{`{"name":"a","endpoint":"http://x/","mcp":"yes"}`, "mcp"},
+		{`{"name":"a","endpoint":"http://x/","grip":1}`, "grip"},
+		{`{"name":"a","endpoint":"http://x/","grip":true,"mcp":true}`, "grip"},
 	}
 	for _, c := range cases {
 		_, err := registry.DecodeFunction([]byte(c.body))

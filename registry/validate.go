@@ -77,6 +77,9 @@ func (f Function) Validate() error {
 	if f.Timeout <= 0 || f.Timeout.Std() > MaxTimeout {
 		return &FieldError{"timeout", "must be positive and at most " + MaxTimeout.String()}
 	}
+	if f.Grip && f.MCP {
+		return &FieldError{"grip", "a function speaks MCP or GRIP, not both"}
+	}
 	if len(f.Description) > MaxDescription {
 		return &FieldError{"description", fmt.Sprintf("longer than %d bytes", MaxDescription)}
 	}

@@ -69,6 +69,7 @@ type config struct {
 	HealthInterval     time.Duration
 	MCPSessionLease    time.Duration
 	MCPSessionsPerIP   int
+	GripKey            string
 }
 
 // secured reports whether both secrets are set: only then does the node listen beyond loopback by default.
@@ -110,6 +111,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.HealthInterval, "health-interval", 10*time.Second, "period of function health checks")
 	fs.IntVar(&c.MCPSessionsPerIP, "mcp-max-sessions-per-ip", mcp.DefaultMaxSessionsPerSource, "in-memory MCP sessions one source address (an IPv6 /64) may hold; past it its own oldest unused session is evicted (0: no bound; set 0 behind a load balancer)")
 	fs.DurationVar(&c.MCPSessionLease, "mcp-session-lease", mcp.DefaultSessionLease, "with Redis: how long an HTTP+SSE MCP session outlives a node that dies holding its stream (renewed every third of it)")
+	fs.StringVar(&c.GripKey, "grip-key", "", "signs Grip-Sig on calls to GRIP functions and checks GRIP control JWTs (\"base64:…\" for bytes; empty: /grip/ off)")
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 1000, "streams one source address may hold (0: no bound; set 0 behind a load balancer)")
 	fs.IntVar(&c.MaxTopicsPerStream, "max-topics-per-stream", fanout.MaxTopicsPerStream, "topics one stream may read with ?topic= (at most 64)")
 	fs.IntVar(&c.MaxAPIConnsPerIP, "max-api-conns-per-ip", 256, "API connections one source address may hold open, each a goroutine while idle (0: no bound; set 0 behind a load balancer or ingress)")
@@ -216,14 +218,27 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	gs, err := newGripSetup(&cfg)
+	if err != nil {
+		return err
+	}
+	gripPublish, err := gs.publishHandler(&cfg, n, log, m)
+	if err != nil {
+		return err
+	}
 	core := api.NewCore(api.CoreConfig{Node: n, Auth: guard, StreamAuth: streamAuth, CORS: origins, State: st.name(),
-		Health: append([]api.HealthCheck{fns.health()}, st.health()...), Logger: log, Metrics: m, MaxTopicsPerStream: cfg.MaxTopicsPerStream})
+		Health: append([]api.HealthCheck{fns.health()}, st.health()...), Logger: log, Metrics: m, MaxTopicsPerStream: cfg.MaxTopicsPerStream,
+		GripPublish: gripPublish})
 	core.Register(r)
 	core.Attach(srv)
 	gw, err := fns.mount(r, guard, mcpStreams{Node: n, Server: srv, origins: origins}, &cfg, log)
 	if err != nil {
 		_ = srv.Shutdown(ctx)
 		return fmt.Errorf("functions: %w", err)
+	}
+	if err := gs.mount(r, &cfg, fns, srv, log, m); err != nil {
+		_ = srv.Shutdown(ctx)
+		return fmt.Errorf("grip: %w", err)
 	}
 	srv.HandleStreams("/mcp/", gw.OpenStream) // MCP streams opened on a fresh connection skip fasthttp
 	// Async results in flight reach their streams before the streams are told to go.

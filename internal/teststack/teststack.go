@@ -17,9 +17,11 @@ import (
 	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/edge"
 	"github.com/sseedge/sseedge/fanout"
+	"github.com/sseedge/sseedge/grip"
 	"github.com/sseedge/sseedge/internal/cors"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/node"
+	"github.com/sseedge/sseedge/registry"
 )
 
 // Config is the settings of a node, its transport and its API.
@@ -50,6 +52,15 @@ type Config struct {
 	MaxTopicsPerStream int
 	Health             []api.HealthCheck
 	StatusFunctions    func(ctx context.Context) []node.StatusFunction
+	// GripPublish serves GRIP publishes on POST /publish/ (api.GripPublish), authorized by
+	// GripAuthorizer (nil: open).
+	GripPublish    bool
+	GripAuthorizer *grip.Authorizer
+	// GripSigner, when set, mounts the GRIP route (api.Grip) for the functions of GripStore, called
+	// through GripInvoker.
+	GripSigner  *grip.Signer
+	GripStore   registry.Store
+	GripInvoker api.FunctionCaller
 }
 
 // Stack is one wired node; it serves like an *edge.Server.
@@ -89,10 +100,26 @@ func New(cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	var gripPublish fasthttp.RequestHandler
+	if cfg.GripPublish {
+		gp, err := api.NewGripPublish(api.GripPublishConfig{Node: n, Authorizer: cfg.GripAuthorizer, Logger: cfg.Logger, Metrics: cfg.Metrics})
+		if err != nil {
+			return nil, err
+		}
+		gripPublish = gp.Serve
+	}
 	core := api.NewCore(api.CoreConfig{Node: n, Auth: guard, StreamAuth: cfg.StreamAuth, CORS: origins, Health: cfg.Health,
-		Logger: cfg.Logger, Metrics: cfg.Metrics, MaxTopicsPerStream: cfg.MaxTopicsPerStream})
+		Logger: cfg.Logger, Metrics: cfg.Metrics, MaxTopicsPerStream: cfg.MaxTopicsPerStream, GripPublish: gripPublish})
 	core.Register(r)
 	core.Attach(srv)
+	if cfg.GripSigner != nil {
+		g, err := api.NewGrip(api.GripConfig{Store: cfg.GripStore, Invoker: cfg.GripInvoker, Holder: srv, Signer: cfg.GripSigner,
+			Logger: cfg.Logger, Metrics: cfg.Metrics})
+		if err != nil {
+			return nil, err
+		}
+		g.Register(r)
+	}
 	api.RegisterOps(r, guard, metrics.Handler(metrics.NewRegistry()))
 	return &Stack{Server: srv, Node: n, Core: core, Auth: guard, router: r, origins: origins}, nil
 }

@@ -1,0 +1,139 @@
+package api_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sseedge/sseedge/internal/testutil"
+)
+
+// gripRig is the Node rig of package grip (grip/testdata/node): @fanoutio/serve-grip and
+// @fanoutio/grip installed from its lockfile.
+func gripRig(t *testing.T) (node, dir string) {
+	t.Helper()
+	return testutil.NodeRig(t, "grip-rig", filepath.Join("..", "grip", "testdata", "node"),
+		[]string{"package.json", "package-lock.json", ".npmrc", "function.mjs", "publish.mjs"}, filepath.Join("@fanoutio", "serve-grip"))
+}
+
+// startServeGrip runs function.mjs (a function on @fanoutio/serve-grip) with GRIP_KEY and returns its
+// base URL; the process ends with the test.
+func startServeGrip(t *testing.T, key string) string {
+	t.Helper()
+	node, dir := gripRig(t)
+	cmd := exec.Command(node, "function.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GRIP_KEY="+key)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Logf("function.mjs: %v\n%s", err, stderr.String())
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("function.mjs did not start: %v\n%s", err, stderr.String())
+	}
+	var ready struct{ Port int }
+	if err := json.Unmarshal([]byte(line), &ready); err != nil || ready.Port == 0 {
+		t.Fatalf("function.mjs said %q: %v", line, err)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", ready.Port)
+}
+
+// publishWithGrip runs @fanoutio/grip's Publisher (publish.mjs) with config against the edge and returns
+// what it reported.
+func publishWithGrip(t *testing.T, config map[string]string, publishes string) map[string]any {
+	t.Helper()
+	node, dir := gripRig(t)
+	cfg, _ := json.Marshal(config)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "publish.mjs", string(cfg), publishes)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("publish.mjs: %v\n%s", err, stderr.String())
+	}
+	var res map[string]any
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("publish.mjs said %q: %v", out, err)
+	}
+	return res
+}
+
+// TestServeGripThroughEdge: a function on @fanoutio/serve-grip, behind the edge, verifies the edge's
+// Grip-Sig and answers Grip-Hold: stream on two channels (news, pets/dogs) with a first event;
+// @fanoutio/grip's Publisher, pointed at the edge as its control URI, publishes to both channels (with
+// the admin token, then a control JWT); the client gets the first event, then each published event once. Its plain and 403 answers are proxied
+// unchanged.
+func TestServeGripThroughEdge(t *testing.T) {
+	e := newGripEdge(t, nil)
+	base := startServeGrip(t, gripKey)
+	e.register("live", base, nil)
+
+	s := openStream(t, e.url+"/grip/live/stream?room=1", "Cookie", "session=abc")
+	if ev := s.next(t); ev.Type != "welcome" || ev.Data != `{"hello": "stream"}` {
+		t.Fatalf("first event %+v", ev)
+	}
+	res := publishWithGrip(t, map[string]string{"control_uri": e.url + "/", "key": gripAdmin}, `[
+		{"channel": "news", "content": "event: update\ndata: one\n\n"},
+		{"channel": "pets/dogs", "content": "data: two\n\ndata: three\n\n", "id": "2", "prevId": "1"},
+		{"channel": "pets", "content": "data: not held: pets is above pets/dogs\n\n"}
+	]`)
+	if res["ok"] != true {
+		t.Fatalf("publish: %v", res)
+	}
+	res = publishWithGrip(t, map[string]string{"control_uri": e.url, "control_iss": "backend", "key": gripKey},
+		`[{"channel": "news", "content": "data: four\n\n"}, {"channel": "pets/dogs/puppies", "content": "data: five\n\n"}]`)
+	if res["ok"] != true {
+		t.Fatalf("publish with a control JWT: %v", res)
+	}
+	ids := map[string]bool{}
+	for _, want := range []string{"one", "two", "three", "four", "five"} {
+		ev := s.next(t)
+		if ev.Data != want || ev.LastEventID == "" || ids[ev.LastEventID] {
+			t.Fatalf("event %+v, want %s with an id of its own", ev, want)
+		}
+		ids[ev.LastEventID] = true
+	}
+	s.expectNone(t, 100*time.Millisecond)
+
+	res = publishWithGrip(t, map[string]string{"control_uri": e.url + "/", "key": "wrong"}, `[{"channel": "news", "content": "data: x\n\n"}]`)
+	if res["ok"] != false || res["status"] != 401.0 {
+		t.Errorf("a publish with a wrong key: %v", res)
+	}
+	res = publishWithGrip(t, map[string]string{"control_uri": e.url + "/", "key": gripAdmin}, `[{"channel": "news", "close": true}]`)
+	if res["ok"] != true {
+		t.Fatalf("close: %v", res)
+	}
+	s.ended(t)
+
+	st, h, b := e.do("GET", "/grip/live/plain", "")
+	if st != 200 || string(b) != `{"plain":true,"signed":true}` || h.Get("Content-Type") != "application/json" || h.Get("X-Middleware-Signed") != "true" {
+		t.Errorf("/plain through the edge: %d %v %s", st, h, b)
+	}
+	st, _, b = e.do("GET", "/grip/live/forbidden", "")
+	if st != 403 || string(b) != `{"error":"forbidden"}` {
+		t.Errorf("/forbidden through the edge: %d %s", st, b)
+	}
+}
