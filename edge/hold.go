@@ -66,17 +66,10 @@ func (s *Server) openStream(conn netpoll.Connection, origin string, spec transpo
 	if s.cfg.SendBufferBytes > 0 {
 		_ = syscall.SetsockoptInt(int(st.fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, s.cfg.SendBufferBytes)
 	}
-	s.conns.add(st)
-	s.open[st.kind].Add(1)
-	s.opened.Add(1)
-	s.cfg.Metrics.ConnOpened(kindMetric(st.kind))
-	_ = conn.AddCloseCallback(func(netpoll.Connection) error { st.cleanup(); return nil })
-	if !conn.IsActive() { // closed before the callback was added: it will not run
-		st.cleanup()
-		return
-	}
 	// The head is queued but not written until the subscription is in place: a client that has seen
-	// the head may publish at once and must receive it.
+	// the head may publish at once and must receive it. It is queued before the stream is registered,
+	// so that the heartbeat tick, which walks the registry, can never queue a heartbeat ahead of it (a
+	// CI run saw "event: heartbeat" where the status line belonged).
 	head := s.wire.streamHead(origin)
 	switch {
 	case spec.First != nil:
@@ -91,6 +84,15 @@ func (s *Server) openStream(conn netpoll.Connection, origin string, spec transpo
 		st.hold(s.wire.connected(spec.Key))
 	default:
 		st.hold(head)
+	}
+	s.conns.add(st)
+	s.open[st.kind].Add(1)
+	s.opened.Add(1)
+	s.cfg.Metrics.ConnOpened(kindMetric(st.kind))
+	_ = conn.AddCloseCallback(func(netpoll.Connection) error { st.cleanup(); return nil })
+	if !conn.IsActive() { // closed before the callback was added: it will not run
+		st.cleanup()
+		return
 	}
 	st.exp.Store(spec.Expires) // once the head is queued: an expiry found by the sweep must follow it
 	if len(spec.Topics) > 0 {
