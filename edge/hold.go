@@ -57,10 +57,9 @@ func (s *Server) openStream(conn netpoll.Connection, origin string, spec transpo
 		id:     s.nextID.Add(1),
 		kind:   spec.Kind,
 		key:    streamKey(spec),
-		meta:   spec.Meta,
+		extra:  newStreamExtra(spec.Meta, spec.OnClose),
 		opened: uint32(time.Now().Unix()),
 		held:   spec.First != nil,
-		onEnd:  spec.OnClose,
 	}
 	_ = conn.SetReadTimeout(0)
 	if s.cfg.SendBufferBytes > 0 {

@@ -75,7 +75,7 @@ func (s *Server) Connections() []transport.Conn {
 	all := s.conns.snapshot()
 	out := make([]transport.Conn, len(all))
 	for i, st := range all {
-		out[i] = transport.Conn{ID: st.id, Kind: st.kind, Key: st.key, Meta: st.meta, Remote: st.conn.RemoteAddr().String(),
+		out[i] = transport.Conn{ID: st.id, Kind: st.kind, Key: st.key, Meta: st.metadata(), Remote: st.conn.RemoteAddr().String(),
 			Opened: time.Unix(int64(st.opened), 0)}
 	}
 	return out
