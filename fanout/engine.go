@@ -36,3 +36,12 @@ type Local interface {
 	// keeps per-root state only for roots it serves.
 	Watching(root string) bool
 }
+
+// Interested is an Engine that routes by interest: the hub tells it when this node begins to watch a
+// root (its first subscription to any stream under the root) and when it stops (its last one gone), so
+// that the node hears a root's events only while it serves them. Both are called with the root's shard
+// lock held, in the order the changes happen, so they must only queue the change.
+type Interested interface {
+	Watch(root string)
+	Unwatch(root string)
+}

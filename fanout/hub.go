@@ -73,6 +73,7 @@ type node struct {
 	subs     []*Subscription
 	hist     history
 	watchers int32
+	rootKey  string // a root's own key, set for an Interested engine (see watch)
 }
 
 // Subscription is one subscriber's place in a stream; Unsubscribe removes it.
@@ -283,7 +284,7 @@ func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID str
 	}
 	sc := &Subscription{shard: s, node: n, root: s.node(Root(key)), sub: sub, slot: len(n.subs)}
 	n.subs = append(n.subs, sc)
-	sc.root.watchers++
+	h.watch(sc, key)
 	return sc, r
 }
 
@@ -374,7 +375,7 @@ func (h *Hub) Unsubscribe(sc *Subscription) {
 	subs[last] = nil
 	sc.node.subs = subs[:last]
 	sc.slot = -1
-	sc.root.watchers--
+	h.unwatch(sc)
 }
 
 // Sweep drops expired history and forgets streams with neither subscribers nor history. Call it

@@ -63,7 +63,7 @@ func (h *Hub) subscribeShared(key string, sub Subscriber, lastEventID string) (*
 	held := &holding{}
 	sc := &Subscription{shard: s, node: n, root: s.node(Root(key)), sub: sub, slot: len(n.subs), held: held}
 	n.subs = append(n.subs, sc)
-	sc.root.watchers++
+	h.watch(sc, key)
 	s.mu.Unlock()
 
 	var r Replay

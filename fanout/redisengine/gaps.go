@@ -92,14 +92,14 @@ func (g *gaps) receive(m busMessage, local fanout.Local) {
 		c.waiting = append(c.waiting, m)
 		g.mu.Unlock()
 		return
-	case m.id != "" && m.prev != "" && !idAfter(m.id, c.last):
+	case m.id != "" && m.prev != "" && c.last != "" && !idAfter(m.id, c.last):
 		// Delivered already: a catch-up read it from history before the bus brought it. (A message
 		// that starts a root's history, after it expired or Redis lost it, is always taken: its ID
 		// comes from a clock that may be behind the one that made c.last.)
 		g.mu.Unlock()
 		return
 	case m.id == "":
-	case m.prev != "" && m.prev != c.last:
+	case m.prev != "" && c.last != "" && m.prev != c.last:
 		from := c.last
 		c.filling, c.waiting, c.heard = true, append(c.waiting[:0], m), now
 		g.mu.Unlock()
@@ -138,11 +138,23 @@ func (g *gaps) fill(name, ns, key, from, to string, local fanout.Local) {
 		local.Deliver(f["k"], frame(en.ID, f["e"], f["u"], f["d"]))
 	}
 	e.m.BusRecovered(len(entries))
+	g.mu.Lock()
+	c := g.roots[name]
+	g.mu.Unlock()
+	if c != nil {
+		g.drain(c, to, true, local)
+	}
+}
+
+// drain delivers the messages that waited on c while its gap was filled, without those history gave,
+// then ends the filling. With set, c.last becomes last first (delivered, or counted as lost: either
+// way the root is heard up to there).
+func (g *gaps) drain(c *rootCursor, last string, set bool, local fanout.Local) {
+	e := g.e
 	for first := true; ; first = false {
 		g.mu.Lock()
-		c := g.roots[name]
-		if first {
-			c.last = to // delivered, or counted as lost: either way the root is heard up to there
+		if first && set {
+			c.last = last
 		}
 		waiting := c.waiting
 		if len(waiting) == 0 {
@@ -155,7 +167,7 @@ func (g *gaps) fill(name, ns, key, from, to string, local fanout.Local) {
 		for _, m := range waiting {
 			switch {
 			case m.id == "":
-			case m.prev != "" && !idAfter(m.id, c.last):
+			case m.prev != "" && c.last != "" && !idAfter(m.id, c.last):
 				continue // in what history gave (a catch-up reads up to the newest entry, which may still be on the bus)
 			default:
 				c.last = m.id

@@ -31,7 +31,7 @@ const (
 
 // publishScript appends to a root's history and publishes on its partition's channel in one step,
 // unless Redis runs it after its deadline (in Redis's clock, TIME) or its idempotency key was seen.
-// KEYS: history stream, channel (same slot), and the idempotency key's own key when there is one.
+// KEYS: history stream, the root's channel (same slot), and the idempotency key's own key when there is one.
 // ARGV: maxlen, minid, ttl ms, namespace, key, the event's name, user ID and data, the publisher's
 // traceparent ("" when it has no trace), the deadline in Redis's clock in ms ("0": none), the event's
 // fingerprint and the idempotency window in ms. It answers {status, value, TIME seconds, TIME µs}.
@@ -184,7 +184,7 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 		e.prop.Inject(ctx, c)
 		traceparent = c["traceparent"]
 	}
-	keys := []string{e.historyKey(p, n.ns, root), e.channel(p)}
+	keys := []string{e.historyKey(p, n.ns, root), e.rootChannel(p, n.ns, root)}
 	var fingerprint string
 	if ev.IdempotencyKey != "" {
 		keys = append(keys, e.idempotencyKey(p, n.ns, root, ev.IdempotencyKey))
