@@ -69,16 +69,18 @@ func (g *gaps) readRoot(c *rootCursor, rs *rootSub, from string, since time.Time
 		e.m.BusGapUnrecovered()
 		e.log.Warn("bus: a root's history could not be read after its subscription was made", "namespace", rs.ns, "root", rs.root, "err", err)
 	}
+	read := make(map[string]struct{}, len(entries))
 	for _, en := range entries {
 		f := en.FieldValues
 		local.Deliver(f["k"], frame(en.ID, f["e"], f["u"], f["d"]))
+		read[en.ID] = struct{}{}
 	}
 	e.m.BusRecovered(len(entries))
 	last := from
 	if len(entries) > 0 {
 		last = entries[len(entries)-1].ID
 	}
-	g.drain(c, last, true, local)
+	g.drain(c, last, read, local)
 }
 
 // forget drops the cursor of a root this node no longer subscribes to.
