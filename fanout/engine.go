@@ -45,3 +45,11 @@ type Interested interface {
 	Watch(root string)
 	Unwatch(root string)
 }
+
+// Opener is the hub as an Interested engine sees it: DeliverOpening queues a frame read from history
+// for the streams that opened while the engine's subscription to key's root was being made. Streams
+// that resumed from a Last-Event-ID read history themselves, so for them it is a live frame that their
+// replay may already have had.
+type Opener interface {
+	DeliverOpening(key string, f *Frame)
+}

@@ -88,6 +88,7 @@ type Subscription struct {
 	// the way (the bus is slower than a history read) and are dropped. The first newer frame ends it,
 	// since the bus delivers in history order.
 	replayed map[string]struct{}
+	resumed  bool // opened with a Last-Event-ID against an engine: its own history read covers its start
 }
 
 // Replay says what Subscribe sent before live events.

@@ -138,6 +138,8 @@ type Engine struct {
 	catching []atomic.Bool // per partition: a catch-up after a renewed subscription is under way
 	live     liveness
 	interest interest      // the per-root subscriptions (interest.go)
+	received atomic.Uint64 // event messages heard on the bus (BusStats)
+	unwanted atomic.Uint64 // of which no local stream read the root
 	resumes  chan struct{} // a slot per resume reading history (Config.ResumeReads)
 	clocks   []clock       // per partition: a bound of its Redis server's clock (publish.go)
 	epoch    time.Time     // this node's clock as Engine.local counts it
@@ -304,7 +306,12 @@ func (e *Engine) receive(msg string) {
 		return
 	}
 	m.ns, m.key = parts[0], parts[1]
-	e.m.BusReceived(!local.Watching(fanout.Root(m.key)))
+	unwanted := !local.Watching(fanout.Root(m.key))
+	e.received.Add(1)
+	if unwanted {
+		e.unwanted.Add(1)
+	}
+	e.m.BusReceived(unwanted)
 	switch parts[3] {
 	case fanout.EndEventName:
 		m.frame = fanout.EndFrame()

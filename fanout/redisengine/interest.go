@@ -17,11 +17,13 @@ const DefaultLinger = time.Second
 type rootSub struct {
 	name, ns, root, channel string
 	p                       int
-	watched                 bool      // the hub holds a stream of the root
-	since                   time.Time // when the hub began to watch it: events from then on are owed
-	idle                    time.Time // when the last stream left; zero while watched
-	fresh                   bool      // the next confirmation starts the root afresh from since
-	leaving                 bool      // SUNSUBSCRIBE sent: the subscription ends unless watched again
+	watched                 bool          // the hub holds a stream of the root
+	since                   time.Time     // when the hub began to watch it: events from then on are owed
+	idle                    time.Time     // when the last stream left; zero while watched
+	fresh                   bool          // the next confirmation starts the root afresh from since
+	ready                   chan struct{} // closed by that confirmation
+	floor                   string        // the newest Last-Event-ID a stream resumed from while fresh
+	leaving                 bool          // SUNSUBSCRIBE sent: the subscription ends unless watched again
 }
 
 // change is a hub's Watch or Unwatch, queued.
@@ -41,11 +43,11 @@ type interest struct {
 	e      *Engine
 	linger time.Duration
 
-	mu      sync.Mutex
-	roots   map[string]*rootSub
-	idle    map[string]*rootSub // the roots lingering: not watched, not yet leaving
-	changes []change
-	wake    chan struct{}
+	mu    sync.Mutex
+	roots map[string]*rootSub
+	idle  map[string]*rootSub // the roots lingering: not watched, not yet leaving
+	start []*rootSub          // subscriptions to make
+	wake  chan struct{}
 }
 
 func (in *interest) init(e *Engine) {
@@ -54,10 +56,32 @@ func (in *interest) init(e *Engine) {
 	in.wake = make(chan struct{}, 1)
 }
 
-// queue records a change for the loop. It is called with a hub's shard lock held: it only appends.
+// queue applies a change to the state and leaves what needs Redis to the loop. It is called with a
+// hub's shard lock held: it never waits for anything but in.mu.
 func (in *interest) queue(c change) {
+	e := in.e
+	name := c.ns + "\n" + c.root
 	in.mu.Lock()
-	in.changes = append(in.changes, c)
+	rs := in.roots[name]
+	switch {
+	case c.watch && rs == nil:
+		p := e.partition(c.ns, c.root)
+		rs = &rootSub{name: name, ns: c.ns, root: c.root, channel: e.rootChannel(p, c.ns, c.root), p: p,
+			watched: true, since: c.at, fresh: true, ready: make(chan struct{})}
+		in.roots[name] = rs
+		in.start = append(in.start, rs)
+	case c.watch:
+		delete(in.idle, name)
+		if rs.leaving && !rs.watched { // watched again while its SUNSUBSCRIBE is on the way
+			rs.since, rs.fresh, rs.ready, rs.floor = c.at, true, make(chan struct{}), ""
+		}
+		rs.watched, rs.idle = true, time.Time{}
+	case rs != nil:
+		rs.watched, rs.idle = false, c.at
+		if !rs.leaving {
+			in.idle[name] = rs
+		}
+	}
 	in.mu.Unlock()
 	select {
 	case in.wake <- struct{}{}:
@@ -87,39 +111,15 @@ func (in *interest) run(ctx context.Context) {
 	}
 }
 
-// apply takes the queued changes, starts the subscriptions of newly watched roots, unsubscribes those
-// idle for the linger, and returns how long until the next one is due.
+// apply starts the subscriptions of newly watched roots, unsubscribes those idle for the linger, and
+// returns how long until the next one is due.
 func (in *interest) apply(ctx context.Context, now time.Time) time.Duration {
 	e := in.e
-	var start []*rootSub
 	var leave rueidis.Commands
 	next := time.Hour
 	in.mu.Lock()
-	changes := in.changes
-	in.changes = nil
-	for _, c := range changes {
-		name := c.ns + "\n" + c.root
-		rs := in.roots[name]
-		switch {
-		case c.watch && rs == nil:
-			p := e.partition(c.ns, c.root)
-			rs = &rootSub{name: name, ns: c.ns, root: c.root, channel: e.rootChannel(p, c.ns, c.root), p: p,
-				watched: true, since: c.at, fresh: true}
-			in.roots[name] = rs
-			start = append(start, rs)
-		case c.watch:
-			delete(in.idle, name)
-			if rs.leaving && !rs.watched { // watched again while its SUNSUBSCRIBE is on the way
-				rs.since, rs.fresh = c.at, true
-			}
-			rs.watched, rs.idle = true, time.Time{}
-		case rs != nil:
-			rs.watched, rs.idle = false, c.at
-			if !rs.leaving {
-				in.idle[name] = rs
-			}
-		}
-	}
+	start := in.start
+	in.start = nil
 	for name, rs := range in.idle {
 		if due := rs.idle.Add(in.linger); due.After(now) {
 			next = min(next, due.Sub(now))
@@ -204,8 +204,72 @@ func (in *interest) keep(ctx context.Context, rs *rootSub) {
 // before, from the root's first watcher on (fresh) or from the last event heard (a renewal).
 func (in *interest) confirmed(rs *rootSub) {
 	in.mu.Lock()
-	fresh, since := rs.fresh, rs.since
+	fresh, since, ready := rs.fresh, rs.since, rs.ready
 	rs.fresh = false
 	in.mu.Unlock()
 	in.e.gaps.subscribed(rs, fresh, since)
+	if fresh {
+		close(ready)
+	}
+}
+
+// wait returns once the subscription of a watched root is confirmed, or ctx ends: a resuming stream
+// reads history only then, so the bus carries whatever that read does not see.
+func (in *interest) wait(ctx context.Context, ns, root string) {
+	in.mu.Lock()
+	var ready chan struct{}
+	if rs := in.roots[ns+"\n"+root]; rs != nil {
+		ready = rs.ready
+	}
+	in.mu.Unlock()
+	if ready == nil {
+		return
+	}
+	select {
+	case <-ready:
+	case <-ctx.Done():
+	}
+}
+
+// BusStats is what the bus has cost this node: the event messages it received, those of them no local
+// stream read, and the per-root subscriptions it holds now.
+type BusStats struct {
+	Received, Unwanted uint64
+	Subscriptions      int
+}
+
+// BusStats reports the bus's cost so far (also in the sseedge_bus_* metrics).
+func (e *Engine) BusStats() BusStats {
+	e.interest.mu.Lock()
+	n := len(e.interest.roots)
+	e.interest.mu.Unlock()
+	return BusStats{Received: e.received.Load(), Unwanted: e.unwanted.Load(), Subscriptions: n}
+}
+
+// resumed notes that a stream of a watched root resumes from lastID (a Redis ID): what it has seen
+// need not be read again when the root's subscription is made, so the first read starts after it.
+func (in *interest) resumed(ns, root, lastID string) {
+	if _, _, ok := parseID(lastID); !ok {
+		return
+	}
+	in.mu.Lock()
+	if rs := in.roots[ns+"\n"+root]; rs != nil && (rs.floor == "" || idAfter(lastID, rs.floor)) {
+		rs.floor = lastID
+	}
+	in.mu.Unlock()
+}
+
+// floorOf returns rs.floor.
+func (in *interest) floorOf(rs *rootSub) string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return rs.floor
+}
+
+// Ready returns once this node's subscription to root's channel in namespace ns is confirmed (at once
+// when the node does not watch root), or ctx ends: events published after it reach the node over the
+// bus rather than from history.
+func (e *Engine) Ready(ctx context.Context, ns, root string) error {
+	e.interest.wait(ctx, ns, root)
+	return ctx.Err()
 }

@@ -57,7 +57,15 @@ func (g *gaps) readRoot(c *rootCursor, rs *rootSub, from string, since time.Time
 		}
 		cancel()
 		low, _ := e.bound(rs.p, time.Now())
-		start = strconv.FormatInt((e.local(since)+low)/1000, 10) + "-0"
+		ms := (e.local(since) + low) / 1000
+		start = strconv.FormatInt(ms, 10) + "-0"
+		// A stream that resumed here saw the events up to its Last-Event-ID on another node: when that
+		// is newer than the clock's bound, start after it, so none of them comes twice.
+		if f := e.interest.floorOf(rs); f != "" {
+			if fms, _, _ := parseID(f); int64(fms) >= ms {
+				start = "(" + f
+			}
+		}
 	}
 	var entries []rueidis.XRangeEntry
 	err := e.call(context.Background(), "subscribe catch up", "XRANGE", func(ctx context.Context) (err error) {
@@ -72,7 +80,12 @@ func (g *gaps) readRoot(c *rootCursor, rs *rootSub, from string, since time.Time
 	read := make(map[string]struct{}, len(entries))
 	for _, en := range entries {
 		f := en.FieldValues
-		local.Deliver(f["k"], frame(en.ID, f["e"], f["u"], f["d"]))
+		fr := frame(en.ID, f["e"], f["u"], f["d"])
+		if o, ok := local.(fanout.Opener); ok && from == "" {
+			o.DeliverOpening(f["k"], fr) // a resumed stream read this itself
+		} else {
+			local.Deliver(f["k"], fr)
+		}
 		read[en.ID] = struct{}{}
 	}
 	e.m.BusRecovered(len(entries))

@@ -95,6 +95,11 @@ func TestTraceCrossesTheBus(t *testing.T) {
 	ra, rb := newRecorder(), newRecorder()
 	a.hub.Subscribe("/pets", ra, false, "")
 	b.hub.Subscribe("/pets", rb, false, "")
+	for _, n := range []*node{a, b} { // the event must come over the bus, not from the subscriptions' first read
+		if err := n.eng.Ready(t.Context(), "t", "/pets"); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	ctx, caller := tp.Tracer("test").Start(context.Background(), "caller")
 	id, _, err := a.hub.Publish(ctx, "/pets/dogs", fanout.Event{Name: "bark", Data: []byte("woof\nwoof")})
