@@ -53,3 +53,24 @@ type Interested interface {
 type Opener interface {
 	DeliverOpening(key string, f *Frame)
 }
+
+// BatchPublisher is an Engine that publishes many events in one round trip (pipelined), as
+// Hub.PublishBatch uses when it can.
+type BatchPublisher interface {
+	// PublishBatch is Publish for each item, in order; results[i] answers items[i].
+	PublishBatch(ctx context.Context, items []BatchItem) []BatchResult
+}
+
+// BatchItem is one event of a batch publish, to key.
+type BatchItem struct {
+	Key   string
+	Event Event
+}
+
+// BatchResult answers one item of a batch publish as Publish would: its ID, how many local
+// subscribers it reached (-1 with an engine, Replayed for an idempotent retry), or its error.
+type BatchResult struct {
+	ID        string
+	Delivered int
+	Err       error
+}
