@@ -70,6 +70,15 @@ func (c *Core) Register(r *router.Router) {
 	r.POST("/sse/{clientId}/token", c.handleTokenRefresh) // authorized by the new stream token itself
 	r.GET("/subscribe/{topic:*}", c.holdStream(c.openTopic))
 	r.POST("/publish/{topic:*}", a.Admin(c.handlePublish))
+	batch := a.Admin(c.handlePublishBatch)
+	notFound := r.NotFound // POST /publish {"items"}: the router refuses "/publish" beside the catch-all above
+	r.NotFound = func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsPost() && string(ctx.Path()) == "/publish" {
+			batch(ctx)
+			return
+		}
+		notFound(ctx)
+	}
 	r.POST("/clients/{clientId}/events", a.Admin(c.handleClientEvent))
 	r.GET("/admin/health", c.handleHealth) // open: load balancers probe it
 	r.GET("/admin/connections", a.Admin(c.handleConnections))
