@@ -116,6 +116,7 @@ func (in *interest) run(ctx context.Context) {
 func (in *interest) apply(ctx context.Context, now time.Time) time.Duration {
 	e := in.e
 	var leave rueidis.Commands
+	var leaving []*rootSub
 	next := time.Hour
 	in.mu.Lock()
 	start := in.start
@@ -128,6 +129,7 @@ func (in *interest) apply(ctx context.Context, now time.Time) time.Duration {
 		delete(in.idle, name)
 		rs.leaving = true
 		leave = append(leave, e.client.B().Sunsubscribe().Channel(rs.channel).Build())
+		leaving = append(leaving, rs)
 	}
 	held := len(in.roots)
 	in.mu.Unlock()
@@ -140,10 +142,20 @@ func (in *interest) apply(ctx context.Context, now time.Time) time.Duration {
 	if len(leave) > 0 {
 		began := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-		for _, r := range e.client.DoMulti(cctx, leave...) {
+		for i, r := range e.client.DoMulti(cctx, leave...) {
 			if err := r.Error(); err != nil && ctx.Err() == nil {
-				// The subscription stays until a reconnect drops it; its messages count as unwanted.
+				// Not sent, or not answered: the root lingers again and the SUNSUBSCRIBE is tried at the
+				// next turn (if it did end the subscription, keep makes it again and it lingers anew).
 				e.log.Debug("bus: unsubscribing a root's channel", "err", err)
+				in.mu.Lock()
+				if rs := leaving[i]; rs.leaving {
+					rs.leaving = false
+					if !rs.watched {
+						in.idle[rs.name] = rs
+						next = min(next, in.linger)
+					}
+				}
+				in.mu.Unlock()
 			}
 		}
 		cancel()
