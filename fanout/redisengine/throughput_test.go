@@ -2,6 +2,7 @@ package redisengine_test
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -62,4 +63,31 @@ func TestPublishThroughput(t *testing.T) {
 		}
 		return len(items), nil
 	})
+}
+
+// TestSubscriptionCost measures, when SSEEDGE_MEASURE is set, what a watched root costs a node in
+// memory and goroutines (each root's subscription is a rueidis Receive of its own).
+func TestSubscriptionCost(t *testing.T) {
+	if os.Getenv("SSEEDGE_MEASURE") == "" {
+		t.Skip("a measurement: set SSEEDGE_MEASURE=1")
+	}
+	const roots = 10000
+	n := newNode(t, []string{redistest.StartSingle(t).Addr()})
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	g0 := runtime.NumGoroutine()
+	for i := range roots {
+		n.hub.Subscribe("/c"+strconv.Itoa(i), newRecorder(), false, "")
+	}
+	for i := range roots {
+		if err := n.eng.Ready(t.Context(), "t", "/c"+strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	mem := int64(after.HeapInuse+after.StackInuse) - int64(before.HeapInuse+before.StackInuse)
+	t.Logf("%d watched roots: %d goroutines more, %.0f B of heap and stack a root (recorders included)",
+		roots, runtime.NumGoroutine()-g0, float64(mem)/roots)
 }
