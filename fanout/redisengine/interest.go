@@ -219,14 +219,16 @@ func (in *interest) confirmed(rs *rootSub) {
 	fresh, since, ready := rs.fresh, rs.since, rs.ready
 	rs.fresh = false
 	in.mu.Unlock()
-	in.e.gaps.subscribed(rs, fresh, since)
+	done := func() {}
 	if fresh {
-		close(ready)
+		done = func() { close(ready) }
 	}
+	in.e.gaps.subscribed(rs, fresh, since, done)
 }
 
-// wait returns once the subscription of a watched root is confirmed, or ctx ends: a resuming stream
-// reads history only then, so the bus carries whatever that read does not see.
+// wait returns once the subscription of a watched root is confirmed and its first history read
+// delivered, or ctx ends: a resuming stream reads history only then, so the bus carries whatever that
+// read does not see.
 func (in *interest) wait(ctx context.Context, ns, root string) {
 	in.mu.Lock()
 	var ready chan struct{}
@@ -278,9 +280,9 @@ func (in *interest) floorOf(rs *rootSub) string {
 	return rs.floor
 }
 
-// Ready returns once this node's subscription to root's channel in namespace ns is confirmed (at once
-// when the node does not watch root), or ctx ends: events published after it reach the node over the
-// bus rather than from history.
+// Ready returns once this node's subscription to root's channel in namespace ns is confirmed and the
+// history its streams were owed meanwhile delivered (at once when the node does not watch root), or
+// ctx ends: events published after it reach the node over the bus rather than from history.
 func (e *Engine) Ready(ctx context.Context, ns, root string) error {
 	e.interest.wait(ctx, ns, root)
 	return ctx.Err()

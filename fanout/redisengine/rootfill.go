@@ -15,13 +15,15 @@ import (
 // holds them back while history is read. A fresh subscription reads the root's history from the time
 // its first stream here opened (in Redis's clock, bounded from below), so the events published while
 // the subscription was being made reach those streams; a renewed one reads on from the last event
-// heard. Either way the messages held meanwhile follow, without those history gave.
-func (g *gaps) subscribed(rs *rootSub, fresh bool, since time.Time) {
+// heard. Either way the messages held meanwhile follow, without those history gave; then done is
+// called (at once when there is nothing to do).
+func (g *gaps) subscribed(rs *rootSub, fresh bool, since time.Time, done func()) {
 	e := g.e
 	e.mu.RLock()
 	local := e.hubs[rs.ns]
 	e.mu.RUnlock()
 	if local == nil {
+		done()
 		return
 	}
 	now := time.Now()
@@ -36,13 +38,17 @@ func (g *gaps) subscribed(rs *rootSub, fresh bool, since time.Time) {
 		g.roots[rs.name] = c
 	case c.filling: // a fill under way reads up to what is newest when it runs
 		g.mu.Unlock()
+		done()
 		return
 	default:
 		c.filling, c.waiting = true, c.waiting[:0]
 	}
 	from := c.last
 	g.mu.Unlock()
-	e.wg.Go(func() { g.readRoot(c, rs, from, since, local) })
+	e.wg.Go(func() {
+		g.readRoot(c, rs, from, since, local)
+		done()
+	})
 }
 
 // readRoot delivers the root's events after from (or, with from empty, from since on), read from
