@@ -55,6 +55,11 @@ var wantMetrics = map[string]dto.MetricType{
 	"sseedge_stream_token_refreshes_total":              dto.MetricType_COUNTER,
 	"sseedge_bus_probe_seconds":                         dto.MetricType_HISTOGRAM,
 	"sseedge_bus_probe_failures_total":                  dto.MetricType_COUNTER,
+	"sseedge_bus_messages_received_total":               dto.MetricType_COUNTER,
+	"sseedge_bus_messages_unwanted_total":               dto.MetricType_COUNTER,
+	"sseedge_bus_subscriptions":                         dto.MetricType_GAUGE,
+	"sseedge_bus_subscribe_commands_total":              dto.MetricType_COUNTER,
+	"sseedge_bus_unsubscribe_commands_total":            dto.MetricType_COUNTER,
 
 	"sseedge_resume_waits_total":                  dto.MetricType_COUNTER,
 	"sseedge_resume_read_retries_total":           dto.MetricType_COUNTER,
