@@ -24,8 +24,8 @@ type keepAlive struct {
 }
 
 // newKeepAlive is the keep-alive of a stream opened with ka, on a server ticking every tick; nil when ka
-// is. Its timeout is rounded down to whole ticks, one at least: never later than the opener asked, at
-// worst as often as the edge's own heartbeat.
+// is. Its timeout is rounded down to whole ticks, one at least: never later than the opener asked (a
+// keep-alive exists to beat some proxy's idle timeout), at worst as often as the edge's own heartbeat.
 func newKeepAlive(ka *transport.KeepAlive, tick time.Duration) *keepAlive {
 	if ka == nil {
 		return nil
@@ -61,16 +61,16 @@ func (k *keepAlive) wroteLocked() {
 }
 
 // due counts one heartbeat tick and says whether the keep-alive is to be sent now. In mode idle a tick
-// that follows a write sends nothing and restarts the window, counting the part-tick since the write as
-// its first tick: the keep-alive goes once the stream has been quiet for window-1 whole ticks and that
-// part, so no later than the timeout (for a window of one, at the next quiet tick). A keep-alive that
-// finds the stream busy (stream.keepAlive) is due again at the next tick: see sent.
+// that follows a write restarts the window, counting the part-tick since the write as its first tick:
+// the keep-alive goes once the stream has been quiet for window-1 whole ticks and that part, so never
+// later than the timeout (a window of one tick is sent at every tick, as in mode interval). A
+// keep-alive that finds the stream busy (stream.keepAlive) is due again at the next tick: see sent.
 func (k *keepAlive) due(st *stream) bool {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if !k.interval && k.wrote {
 		k.wrote, k.ticks = false, 1
-		return false
+		return k.ticks >= k.window
 	}
 	if k.ticks < k.window {
 		k.ticks++

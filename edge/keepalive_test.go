@@ -72,6 +72,19 @@ func TestKeepAliveDue(t *testing.T) {
 	if want := []int{3, 6, 9, 12}; !slices.Equal(gotInterval, want) {
 		t.Errorf("interval keep-alives at ticks %v, want %v", gotInterval, want)
 	}
+	// A window of one tick (a timeout under two ticks) goes at every tick in either mode, writes or not.
+	one := newKeepAlive(&transport.KeepAlive{Content: []byte(":\n"), Every: 1500 * time.Millisecond}, time.Second)
+	for tick := 1; tick <= 3; tick++ {
+		if tick == 2 {
+			st.mu.Lock()
+			one.wroteLocked()
+			st.mu.Unlock()
+		}
+		if !one.due(st) {
+			t.Errorf("a one-tick idle keep-alive not due at tick %d", tick)
+		}
+		one.sent(st)
+	}
 	if string(idle.frame.Bytes) != ":\n" || idle.frame.ID != "" || idle.frame.End || idle.frame.Refresh {
 		t.Errorf("keep-alive frame %+v", idle.frame)
 	}
