@@ -19,6 +19,7 @@ var wantMetrics = map[string]dto.MetricType{
 	"sseedge_grip_requests_total":                       dto.MetricType_COUNTER,
 	"sseedge_grip_publish_items_total":                  dto.MetricType_COUNTER,
 	"sseedge_grip_publish_refused_total":                dto.MetricType_COUNTER,
+	"sseedge_grip_keepalives_total":                     dto.MetricType_COUNTER,
 	"sseedge_connections":                               dto.MetricType_GAUGE,
 	"sseedge_connections_opened_total":                  dto.MetricType_COUNTER,
 	"sseedge_connections_closed_total":                  dto.MetricType_COUNTER,
@@ -130,6 +131,7 @@ func touchAll(m *Metrics) {
 	m.GripItems("send", 2)
 	m.GripItems("close", 1)
 	m.GripPublishRefused("grip_unauthorized")
+	m.KeepAlivesSent(2)
 }
 
 func gather(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {
