@@ -4,24 +4,9 @@ import (
 	"slices"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/sseedge/sseedge/transport"
 )
-
-// TestIdleStructSizes holds what an idle stream costs in structs: a plain stream is 192 bytes (a size
-// class of its own) and a keep-alive adds nothing to it; a multi-topic stream's multi stays within 176
-// bytes with the one pointer that keep-alives hang from.
-func TestIdleStructSizes(t *testing.T) {
-	st, m, ka := unsafe.Sizeof(stream{}), unsafe.Sizeof(multi{}), unsafe.Sizeof(keepAlive{})
-	t.Logf("stream %d bytes, multi %d, keepAlive %d (GRIP holds with Grip-Keep-Alive only)", st, m, ka)
-	if st > 192 {
-		t.Errorf("stream is %d bytes; want at most 192", st)
-	}
-	if m > 176 {
-		t.Errorf("multi is %d bytes; want at most 176", m)
-	}
-}
 
 // TestKeepAliveWindow: a timeout is rounded down to whole ticks, one at least.
 func TestKeepAliveWindow(t *testing.T) {
