@@ -251,7 +251,7 @@ func (e *Engine) probe(ctx context.Context, p int) error {
 		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 		began := time.Now()
 		_ = e.client.Do(cctx, e.client.B().Spublish().Channel(e.channel(p)).Message("\x00"+nonce).Build()).Error()
-		e.m.ObserveRedisCommand("SPUBLISH", time.Since(began))
+		e.observeCommand("SPUBLISH", time.Since(began))
 		cancel()
 		select {
 		case <-got:
@@ -412,11 +412,20 @@ func (e *Engine) Ping(ctx context.Context) error {
 // engine's deadline and the command-duration metric. A failure comes back wrapped as
 // fanout.ErrUnavailable; a nil reply is none.
 func (e *Engine) call(ctx context.Context, op, command string, do func(ctx context.Context) error) error {
-	in := redisx.Instrumentation{Tracer: e.tracer, Observer: e.m, Timeout: e.cfg.Timeout}
-	return e.unavailable(op, in.Call(ctx, op, command, do))
+	return e.unavailable(op, e.redis().Call(ctx, op, command, do))
 }
 
-// startCall starts the client span of one Redis call, "redis <op>", as redisx's instrumentation names it.
-func (e *Engine) startCall(ctx context.Context, name, operation string) (context.Context, trace.Span) {
-	return redisx.Instrumentation{Tracer: e.tracer}.Start(ctx, strings.TrimPrefix(name, "redis "), operation)
+// redis is the engine's one instrumentation of its Redis calls (redisx): spans, deadline, metric.
+func (e *Engine) redis() redisx.Instrumentation {
+	return redisx.Instrumentation{Tracer: e.tracer, Observer: e.m, Timeout: e.cfg.Timeout}
 }
+
+// startCall starts the client span of one Redis call, "redis <op>", as redisx's instrumentation names it,
+// for a call that times itself (then observe).
+func (e *Engine) startCall(ctx context.Context, name, operation string) (context.Context, trace.Span) {
+	return e.redis().Start(ctx, strings.TrimPrefix(name, "redis "), operation)
+}
+
+// observeCommand records that command took d, through the same instrumentation, for a call that times itself:
+// a publish (its deadline is part of its answer), the probes and the pub/sub commands.
+func (e *Engine) observeCommand(command string, d time.Duration) { e.redis().Observe(command, d) }

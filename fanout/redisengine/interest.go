@@ -159,7 +159,7 @@ func (in *interest) apply(ctx context.Context, now time.Time) time.Duration {
 			}
 		}
 		cancel()
-		e.m.ObserveRedisCommand("SUNSUBSCRIBE", time.Since(began))
+		e.observeCommand("SUNSUBSCRIBE", time.Since(began))
 	}
 	return next
 }
