@@ -145,3 +145,23 @@ func TestServerSideSubscriptionsStoredAhead(t *testing.T) {
 		t.Fatalf("URL and stored topics: %q; want p r3", got)
 	}
 }
+
+// TestStoredSubscriptionsBypassTheToken: carol's token covers /pets only; her stored /room is read all
+// the same (the server decided), and a token refresh that does not cover /room keeps it.
+func TestStoredSubscriptionsBypassTheToken(t *testing.T) {
+	srv, _ := tokenServer(t)
+	if code, out := post(t, srv.url+"/clients/carol/subscriptions", `{"topics":["/room"]}`); code != 200 {
+		t.Fatalf("subscribe: %d %v", code, out)
+	}
+	token := sign(t, tokenSecret, "carol", []string{"/pets"}, time.Minute)
+	s := openSSE(t, topicsURL(srv.url+"/sse/carol", "/pets")+"&token="+token, nil)
+	s.waitCursor(t)
+	if code, out := refresh(t, srv, "carol", sign(t, tokenSecret, "carol", []string{"/pets"}, time.Hour)); code != 200 {
+		t.Fatalf("refresh: %d %v", code, out)
+	}
+	publish(t, srv, "/room", "", "r")
+	publish(t, srv, "/pets", "", "p")
+	if got := dataOf(s.collect(t, 2)); got != "r p" {
+		t.Fatalf("after the refresh: %q; want r p", got)
+	}
+}
