@@ -20,7 +20,8 @@ import (
 
 // Multi-topic streams (issue 13): GET /subscribe?topic=/a&topic=/b and GET /sse/{clientId}?topic=/a read
 // several topics on one connection, each event's id the stream's cursor over all of them; POST and
-// DELETE /clients/{clientId}/subscriptions change the topics of a client's live streams on every node.
+// DELETE /clients/{clientId}/subscriptions change a client's stored server-side topics and those of its
+// live streams on every node; its streams opened later read the stored ones (subscribed).
 
 // openTopics decides GET /subscribe?topic=…: a stream of several topics, authorized by a token whose
 // topics cover every one.
