@@ -69,7 +69,7 @@ func (m *multi) positions(lastEventID string, keys []string) []position {
 		return at
 	}
 	c, err := fanout.DecodeCursor(lastEventID)
-	if err != nil && m.client != "" && len(m.asked) == 0 {
+	if err != nil && m.client != "" && len(m.asked) == 0 && !strings.HasPrefix(lastEventID, fanout.CursorPrefix) {
 		// A plain /sse/{id} stream that stored subscriptions made multi: its client last read it as a
 		// single-key stream, whose ids are its own key's. That key resumes after it; the topics, which
 		// the client did not read then, start from now.

@@ -9,6 +9,7 @@ import (
 	sse "github.com/tmaxmax/go-sse"
 
 	"github.com/sseedge/sseedge/internal/teststack"
+	"github.com/sseedge/sseedge/internal/testutil"
 )
 
 // Server-side subscriptions outlive the connection: the node keeps each client's set, and a stream of
@@ -110,6 +111,7 @@ func TestServerSideSubscriptionsStoredAhead(t *testing.T) {
 	publishClient(t, srv, "bob", "b1")
 	plain := s.nextEvent(t)
 	s.close()
+	testutil.WaitFor(t, "bob's stream closed", func() bool { return srv.Stats().ClientStreams == 0 })
 
 	code, out := post(t, srv.url+"/clients/bob/subscriptions", `{"topics":["/room/2","/room/3"]}`)
 	if code != 200 || out["streams"] != 0.0 {
