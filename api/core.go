@@ -75,15 +75,19 @@ func (c *Core) Register(r *router.Router) {
 	r.GET("/sse/{clientId}", c.holdStream(c.openClient))
 	r.POST("/sse/{clientId}/token", c.handleTokenRefresh) // authorized by the new stream token itself
 	r.GET("/subscribe/{topic:*}", c.holdStream(c.openTopic))
-	// GET /subscribe?topic=…: the router cannot hold "/subscribe" beside its catch-all (it refuses the
-	// route, then matches neither), so its not-found answer takes it first.
-	multi, notFound := c.holdStream(c.openTopics), r.NotFound
+	// GET /subscribe?topic=… and POST /publish {"items"}: the router cannot hold "/subscribe" or
+	// "/publish" beside their catch-alls (it refuses the route, then matches neither), so its not-found
+	// answer takes them first.
+	multi, batch, notFound := c.holdStream(c.openTopics), a.Admin(c.handlePublishBatch), r.NotFound
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
-		if ctx.IsGet() && string(ctx.Path()) == "/subscribe" {
+		switch path := string(ctx.Path()); {
+		case ctx.IsGet() && path == "/subscribe":
 			multi(ctx)
-			return
+		case ctx.IsPost() && path == "/publish":
+			batch(ctx)
+		default:
+			notFound(ctx)
 		}
-		notFound(ctx)
 	}
 	r.POST("/publish/{topic:*}", c.routePublish(a.Admin(c.handlePublish)))
 	r.POST("/clients/{clientId}/events", a.Admin(c.handleClientEvent))

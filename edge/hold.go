@@ -32,6 +32,11 @@ func (s *Server) HoldStream(ctx *fasthttp.RequestCtx, spec transport.Spec) {
 		refuse(fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed")
 		return
 	}
+	if !spec.KeepAliveValid() { // the opener's mistake: its caller counts the refusal (GRIP: stream_refused)
+		s.log.Warn("stream refused: a keep-alive the transport cannot honour", "topics", len(spec.Topics))
+		refuse(fasthttp.StatusInternalServerError, "bad_keep_alive", "the stream's keep-alive cannot be honoured")
+		return
+	}
 	ac.state.mode.Store(modeStream)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(net.Conn) { s.openStream(ac.Connection, origin, spec) })
@@ -57,10 +62,9 @@ func (s *Server) openStream(conn netpoll.Connection, origin string, spec transpo
 		id:     s.nextID.Add(1),
 		kind:   spec.Kind,
 		key:    streamKey(spec),
-		meta:   spec.Meta,
+		extra:  newStreamExtra(spec.Meta, spec.OnClose),
 		opened: uint32(time.Now().Unix()),
 		held:   spec.First != nil,
-		onEnd:  spec.OnClose,
 	}
 	_ = conn.SetReadTimeout(0)
 	if s.cfg.SendBufferBytes > 0 {

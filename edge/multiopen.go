@@ -24,7 +24,7 @@ const (
 
 // openMulti subscribes a multi-topic stream, whose head is queued and held, to every key it reads.
 func (s *Server) openMulti(st *stream, spec transport.Spec) {
-	m := &multi{st: st, envelope: spec.Envelope, asked: spec.Topics}
+	m := &multi{st: st, envelope: spec.Envelope, asked: spec.Topics, ka: newKeepAlive(spec.KeepAlive, s.cfg.HeartbeatInterval)}
 	keys := slices.Clone(spec.Topics)
 	if spec.Kind == transport.Client {
 		m.client = spec.Key

@@ -61,9 +61,9 @@ type stream struct {
 	srv    *Server
 	conn   netpoll.Connection
 	id     uint64
-	key    string            // client ID or canonical topic
-	meta   map[string]string // nil unless the client sent metadata
-	opened uint32            // unix seconds (32 bits: with exp, one word)
+	key    string       // client ID or canonical topic
+	extra  *streamExtra // nil unless the stream has metadata or an end hook: most have neither
+	opened uint32       // unix seconds (32 bits: with exp, one word)
 	// exp is when the stream's token stops being accepted, in unix seconds (0: no token, or the stream
 	// has expired). Written by token refreshes, read by the heartbeat sweep (token.go).
 	exp atomic.Uint32
@@ -71,10 +71,8 @@ type stream struct {
 	mu      sync.Mutex
 	pending []*fanout.Frame // frames not yet written; the first from offset off
 	spare   []*fanout.Frame // recycled backing array for pending
-	off     int
-	queued  int // bytes in pending not yet written
+	queued  int             // bytes in pending not yet written
 	sub     *fanout.Subscription
-	onEnd   func() // set at open for streams held for another package; run once the stream is gone
 	// multi holds the subscriptions and cursor of a multi-topic stream (multi.go); nil on a single-key
 	// stream, until a server-side subscribe makes a client stream multi.
 	multi atomic.Pointer[multi]
@@ -82,6 +80,7 @@ type stream struct {
 	wmu sync.Mutex // held around raw writes, so the fd cannot be closed and reused under one
 
 	fd      int32
+	off     int32 // guarded by mu: bytes of pending[0] already written (a frame is far below 2 GiB)
 	cleaned atomic.Bool
 	kind    transport.Kind
 	held    bool // held for another package (HoldStream): heartbeats go as comments, not events
@@ -93,6 +92,29 @@ type stream struct {
 	reason  closeReason
 	dead    bool // guarded by wmu
 	live    bool // guarded by mu: subscribed, so a backlog past the bound cuts it (see Send)
+}
+
+// streamExtra is what few streams have, kept out of stream so that an idle stream stays in the 176-byte
+// size class (docs/performance.md, "What an idle stream costs").
+type streamExtra struct {
+	meta  map[string]string // the client's metadata, shown by GET /admin/connections
+	onEnd func()            // set at open for streams held for another package; run once the stream is gone
+}
+
+// newStreamExtra returns the extra of a stream with meta and onEnd, nil when it has neither.
+func newStreamExtra(meta map[string]string, onEnd func()) *streamExtra {
+	if meta == nil && onEnd == nil {
+		return nil
+	}
+	return &streamExtra{meta: meta, onEnd: onEnd}
+}
+
+// metadata is the client's metadata, nil when it sent none.
+func (s *stream) metadata() map[string]string {
+	if s.extra == nil {
+		return nil
+	}
+	return s.extra.meta
 }
 
 // Send queues frame. It never blocks or writes: it is called with hub locks held. A stream whose unsent
@@ -155,14 +177,15 @@ func (s *stream) afterQueue(start, cut bool) {
 
 // keepAlive queues a heartbeat unless frames are waiting: those keep the line busy, and a heartbeat
 // behind them would only add to a backlog (and cut, as a slow consumer, a stream still writing one large
-// event).
-func (s *stream) keepAlive(f *fanout.Frame) {
+// event). It reports whether it queued f.
+func (s *stream) keepAlive(f *fanout.Frame) bool {
 	s.mu.Lock()
 	busy := s.queued > 0
 	s.mu.Unlock()
 	if !busy {
 		s.Send(f)
 	}
+	return !busy
 }
 
 // hold queues frame and keeps the stream out of the run queue (its writing flag set) until the caller
@@ -193,7 +216,7 @@ func (s *stream) sendLast(f *fanout.Frame) {
 func (s *stream) flush(w *writer) {
 	s.mu.Lock()
 	for {
-		frames, off := s.pending, s.off
+		frames, off := s.pending, int(s.off)
 		if len(frames) == 0 {
 			s.writing = false
 			finish := s.finish
@@ -229,7 +252,7 @@ func (s *stream) flush(w *writer) {
 		if err != nil {
 			if isWouldBlock(err) {
 				s.pending = append(append(make([]*fanout.Frame, 0, len(frames)+len(s.pending)), frames...), s.pending...)
-				s.off = off
+				s.off = int32(off)
 				s.mu.Unlock()
 				go s.drainBlocking()
 			} else {
@@ -259,7 +282,7 @@ func (s *stream) drainBlocking() {
 	w := s.conn.Writer()
 	for {
 		s.mu.Lock()
-		frames, off := s.pending, s.off
+		frames, off := s.pending, int(s.off)
 		if len(frames) == 0 || s.closing && !s.finish {
 			s.writing = false
 			finish := s.finish && len(frames) == 0
@@ -383,8 +406,8 @@ func (s *stream) cleanup() {
 		m.close()
 	}
 	s.srv.forget(s, reason)
-	if s.onEnd != nil {
-		go s.onEnd() // it may wait on shared state; cleanup may run on netpoll's poller
+	if s.extra != nil && s.extra.onEnd != nil {
+		go s.extra.onEnd() // it may wait on shared state; cleanup may run on netpoll's poller
 	}
 }
 

@@ -36,3 +36,41 @@ type Local interface {
 	// keeps per-root state only for roots it serves.
 	Watching(root string) bool
 }
+
+// Interested is an Engine that routes by interest: the hub tells it when this node begins to watch a
+// root (its first subscription to any stream under the root) and when it stops (its last one gone), so
+// that the node hears a root's events only while it serves them. Both are called with the root's shard
+// lock held, in the order the changes happen, so they must only queue the change.
+type Interested interface {
+	Watch(root string)
+	Unwatch(root string)
+}
+
+// Opener is the hub as an Interested engine sees it: DeliverOpening queues a frame read from history
+// for the streams that opened while the engine's subscription to key's root was being made. Streams
+// that resumed from a Last-Event-ID read history themselves, so for them it is a live frame that their
+// replay may already have had.
+type Opener interface {
+	DeliverOpening(key string, f *Frame)
+}
+
+// BatchPublisher is an Engine that publishes many events in one round trip (pipelined), as
+// Hub.PublishBatch uses when it can.
+type BatchPublisher interface {
+	// PublishBatch is Publish for each item, in order; results[i] answers items[i].
+	PublishBatch(ctx context.Context, items []BatchItem) []BatchResult
+}
+
+// BatchItem is one event of a batch publish, to key.
+type BatchItem struct {
+	Key   string
+	Event Event
+}
+
+// BatchResult answers one item of a batch publish as Publish would: its ID, how many local
+// subscribers it reached (-1 with an engine, Replayed for an idempotent retry), or its error.
+type BatchResult struct {
+	ID        string
+	Delivered int
+	Err       error
+}

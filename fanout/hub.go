@@ -73,6 +73,7 @@ type node struct {
 	subs     []*Subscription
 	hist     history
 	watchers int32
+	rootKey  string // a root's own key, set for an Interested engine (see watch)
 }
 
 // Subscription is one subscriber's place in a stream; Unsubscribe removes it.
@@ -87,6 +88,7 @@ type Subscription struct {
 	// the way (the bus is slower than a history read) and are dropped. The first newer frame ends it,
 	// since the bus delivers in history order.
 	replayed map[string]struct{}
+	resumed  bool // opened with a Last-Event-ID against an engine: its own history read covers its start
 }
 
 // Replay says what Subscribe sent before live events.
@@ -286,7 +288,7 @@ func (h *Hub) Subscribe(key string, sub Subscriber, resume bool, lastEventID str
 	}
 	sc := &Subscription{shard: s, node: n, root: s.node(Root(key)), sub: sub, slot: len(n.subs)}
 	n.subs = append(n.subs, sc)
-	sc.root.watchers++
+	h.watch(sc, key)
 	return sc, r
 }
 
@@ -377,7 +379,7 @@ func (h *Hub) Unsubscribe(sc *Subscription) {
 	subs[last] = nil
 	sc.node.subs = subs[:last]
 	sc.slot = -1
-	sc.root.watchers--
+	h.unwatch(sc)
 }
 
 // Sweep drops expired history and forgets streams with neither subscribers nor history. Call it

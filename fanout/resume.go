@@ -61,9 +61,9 @@ func (h *Hub) subscribeShared(key string, sub Subscriber, lastEventID string) (*
 	s.mu.Lock()
 	n := s.node(key)
 	held := &holding{}
-	sc := &Subscription{shard: s, node: n, root: s.node(Root(key)), sub: sub, slot: len(n.subs), held: held}
+	sc := &Subscription{shard: s, node: n, root: s.node(Root(key)), sub: sub, slot: len(n.subs), held: held, resumed: true}
 	n.subs = append(n.subs, sc)
-	sc.root.watchers++
+	h.watch(sc, key)
 	s.mu.Unlock()
 
 	var r Replay

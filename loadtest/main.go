@@ -4,10 +4,12 @@
 //	go run ./loadtest idle   -url http://127.0.0.1:8080 -n 19000 -pid <server pid> [-hold 10s]
 //	go run ./loadtest fanout -url http://127.0.0.1:8080 -subs 10000 -topic /bench -events 200 [-rate 0]
 //	go run ./loadtest invoke -url http://127.0.0.1:8080 -fn NAME -n 2000 -c 16 [-direct URL]
+//	go run ./loadtest nodes  -urls http://127.0.0.1:8081,http://127.0.0.1:8082 -clients 400 -events 4000
 //
 // idle holds N streams and reports server memory per stream; fanout measures deliveries per second and
 // publish-to-delivery latency of one topic with S subscribers; invoke measures synchronous invocations
-// and, given the function's own URL, the edge's overhead. Streams are held by a light client (raw
+// and, given the function's own URL, the edge's overhead; nodes prints, for nodes sharing one Redis,
+// the bus messages each received per event it delivered (loadtest/nodes.sh starts them). Streams are held by a light client (raw
 // non-blocking sockets on epoll, spread over many loopback source addresses) so the client stays small
 // next to the server. Every mode prints readable lines and then one JSON line (only the JSON with
 // -json) and exits 1 when the run failed its own checks. Linux only.
@@ -26,7 +28,7 @@ import (
 	"time"
 )
 
-const usage = `usage: loadtest <idle|fanout|invoke> [flags]   (loadtest <mode> -h lists the flags)`
+const usage = `usage: loadtest <idle|fanout|invoke|nodes|publish> [flags]   (loadtest <mode> -h lists the flags)`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -91,6 +93,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			return runInvoke(ctx, cfg, output{w: stdout, jsonOnly: cfg.json})
 		}
+	case "publish":
+		var cfg publishConfig
+		fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080", "base URL of the edge")
+		fs.IntVar(&cfg.n, "n", 20000, "measured publish requests")
+		fs.IntVar(&cfg.c, "c", 32, "concurrent callers")
+		fs.IntVar(&cfg.batch, "batch", 1, "events per request (above 1: POST /publish with items)")
+		fs.IntVar(&cfg.topics, "topics", 4, "topics a batch spreads its events over")
+		fs.IntVar(&cfg.size, "size", 64, "bytes of data per event")
+		fs.StringVar(&cfg.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
+		fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")
+		fs.BoolVar(&cfg.json, "json", false, "print only the final single-line JSON summary")
+		jsonOnly = &cfg.json
+		exec = func() (any, error) { return runPublish(ctx, cfg, output{w: stdout, jsonOnly: cfg.json}) }
+	case "nodes":
+		var cfg nodesConfig
+		fs.StringVar(&cfg.urls, "urls", "http://127.0.0.1:8081,http://127.0.0.1:8082", "comma-separated base URLs of the nodes (one Redis)")
+		fs.IntVar(&cfg.clients, "clients", 400, "client streams, spread round-robin over the nodes")
+		fs.IntVar(&cfg.events, "events", 4000, "personal events, published round-robin through the nodes")
+		fs.StringVar(&cfg.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
+		fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")
+		fs.BoolVar(&cfg.json, "json", false, "print only the final single-line JSON summary")
+		jsonOnly = &cfg.json
+		exec = func() (any, error) { return runNodes(ctx, cfg, output{w: stdout, jsonOnly: cfg.json}) }
 	default:
 		fmt.Fprintln(stderr, usage)
 		return 2

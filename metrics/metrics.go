@@ -90,6 +90,7 @@ type Metrics struct {
 	replayed        prometheus.Counter
 	resets          prometheus.Counter
 	busRecovered    prometheus.Counter
+	bus             *busMetrics // bus.go
 	busUnrecovered  prometheus.Counter
 	slowConsumers   prometheus.Counter
 	rejected        [numRejectReasons]prometheus.Counter
@@ -351,5 +352,6 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 			m.redisCmd, m.redisHits, m.redisMisses, m.redisUp,
 		)
 	}
+	m.bus = newBusMetrics(reg)
 	return m
 }

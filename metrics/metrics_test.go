@@ -19,6 +19,7 @@ var wantMetrics = map[string]dto.MetricType{
 	"sseedge_grip_requests_total":                       dto.MetricType_COUNTER,
 	"sseedge_grip_publish_items_total":                  dto.MetricType_COUNTER,
 	"sseedge_grip_publish_refused_total":                dto.MetricType_COUNTER,
+	"sseedge_grip_keepalives_total":                     dto.MetricType_COUNTER,
 	"sseedge_connections":                               dto.MetricType_GAUGE,
 	"sseedge_connections_opened_total":                  dto.MetricType_COUNTER,
 	"sseedge_connections_closed_total":                  dto.MetricType_COUNTER,
@@ -56,6 +57,11 @@ var wantMetrics = map[string]dto.MetricType{
 	"sseedge_stream_token_refreshes_total":              dto.MetricType_COUNTER,
 	"sseedge_bus_probe_seconds":                         dto.MetricType_HISTOGRAM,
 	"sseedge_bus_probe_failures_total":                  dto.MetricType_COUNTER,
+	"sseedge_bus_messages_received_total":               dto.MetricType_COUNTER,
+	"sseedge_bus_messages_unwanted_total":               dto.MetricType_COUNTER,
+	"sseedge_bus_subscriptions":                         dto.MetricType_GAUGE,
+	"sseedge_bus_subscribe_commands_total":              dto.MetricType_COUNTER,
+	"sseedge_bus_unsubscribe_commands_total":            dto.MetricType_COUNTER,
 
 	"sseedge_resume_waits_total":                  dto.MetricType_COUNTER,
 	"sseedge_resume_read_retries_total":           dto.MetricType_COUNTER,
@@ -126,6 +132,7 @@ func touchAll(m *Metrics) {
 	m.GripItems("send", 2)
 	m.GripItems("close", 1)
 	m.GripPublishRefused("grip_unauthorized")
+	m.KeepAlivesSent(2)
 }
 
 func gather(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {

@@ -71,6 +71,7 @@ type config struct {
 	MCPSessionLease    time.Duration
 	MCPSessionsPerIP   int
 	GripKey            string
+	RedisBusLinger     time.Duration
 }
 
 // secured reports whether both secrets are set: only then does the node listen beyond loopback by default.
@@ -108,6 +109,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RedisSentinelPass, "redis-sentinel-password", "", "password of the sentinels")
 	fs.DurationVar(&c.RedisProbeEvery, "redis-probe-interval", redisengine.DefaultProbeInterval, "period of the bus liveness probe over each pub/sub partition")
 	fs.DurationVar(&c.RedisProbeTimeout, "redis-probe-timeout", redisengine.DefaultProbeTimeout, "a probe not back within this marks the bus down (health 503) and renews its subscription")
+	fs.DurationVar(&c.RedisBusLinger, "redis-bus-linger", redisengine.DefaultLinger, "how long a node stays subscribed to a root's bus channel after its last stream of the root leaves")
 	fs.StringVar(&c.FunctionAllow, "function-allow", "", "hosts or CIDRs function endpoints may reach beyond the public internet (loopback is allowed while no secrets are set)")
 	fs.DurationVar(&c.HealthInterval, "health-interval", 10*time.Second, "period of function health checks")
 	fs.IntVar(&c.MCPSessionsPerIP, "mcp-max-sessions-per-ip", mcp.DefaultMaxSessionsPerSource, "in-memory MCP sessions one source address (an IPv6 /64) may hold; past it its own oldest unused session is evicted (0: no bound; set 0 behind a load balancer)")

@@ -48,7 +48,7 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		return nil, fmt.Errorf("redis: %w", err)
 	}
 	eng := redisengine.New(client, redisengine.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: log, Metrics: m,
-		ProbeInterval: cfg.RedisProbeEvery, ProbeTimeout: cfg.RedisProbeTimeout})
+		ProbeInterval: cfg.RedisProbeEvery, ProbeTimeout: cfg.RedisProbeTimeout, Linger: cfg.RedisBusLinger})
 	// The engine and the other parts share one instrumentation (internal/redisx): a span, a deadline
 	// and an observation of every call. The engine applies it per call; the others share one view of
 	// the client that does.

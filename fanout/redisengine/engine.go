@@ -1,12 +1,14 @@
 // Package redisengine shares sseedge hubs between nodes through Redis (or Redis Cluster): the history
-// of every stream lives in a Redis Stream, and every event reaches every node over sharded pub/sub.
+// of every stream lives in a Redis Stream, and each event reaches the nodes that hold streams of its
+// root over sharded pub/sub.
 //
 // Streams are spread over a fixed number of partitions. A partition is one hash slot ({p<N>}) holding
-// the history streams of its roots and one channel. A publish is one Lua script that appends to the
-// history (XADD, which assigns the ID) and publishes on the partition's channel (SPUBLISH) atomically,
-// so on every node events arrive in the order of their IDs. Every node subscribes to every partition's
-// channel and delivers what it has local subscribers for; the publishing node too, so each node
-// delivers each event once.
+// the history streams and the channels of its roots, and a channel of its own for the bus liveness
+// probe. A publish is one Lua script that appends to the root's history (XADD, which assigns the ID)
+// and publishes on the root's channel (SPUBLISH) atomically, so on every node events arrive in the
+// order of their IDs. A node subscribes to a root's channel while its hubs hold a stream of the root
+// (interest.go), so it receives what it delivers, not what the cluster publishes; the events published
+// while a subscription is being made are read from history once Redis confirms it (rootfill.go).
 //
 // Tracing: each Redis call is a client span ("redis publish", "redis history") under the caller's
 // span, and a publish carries its W3C traceparent on the bus, so the "deliver" span each node starts
@@ -66,6 +68,10 @@ type Config struct {
 	// Redis's answer before it answers 503, so that the 503 means not applied (see Publish); default
 	// DefaultPublishGrace.
 	PublishGrace time.Duration
+
+	// Linger is how long a root's channel stays subscribed after its last stream here leaves (see
+	// interest.go); default DefaultLinger.
+	Linger time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -102,6 +108,9 @@ func (c Config) withDefaults() Config {
 	if c.PublishGrace <= 0 {
 		c.PublishGrace = DefaultPublishGrace
 	}
+	if c.Linger <= 0 {
+		c.Linger = DefaultLinger
+	}
 	return c
 }
 
@@ -128,6 +137,9 @@ type Engine struct {
 	gaps     gaps
 	catching []atomic.Bool // per partition: a catch-up after a renewed subscription is under way
 	live     liveness
+	interest interest      // the per-root subscriptions (interest.go)
+	received atomic.Uint64 // event messages heard on the bus (BusStats)
+	unwanted atomic.Uint64 // of which no local stream read the root
 	resumes  chan struct{} // a slot per resume reading history (Config.ResumeReads)
 	clocks   []clock       // per partition: a bound of its Redis server's clock (publish.go)
 	epoch    time.Time     // this node's clock as Engine.local counts it
@@ -147,6 +159,7 @@ func New(client rueidis.Client, cfg Config) *Engine {
 	e.gaps.e = e
 	e.catching = make([]atomic.Bool, cfg.Partitions)
 	e.live.init(e)
+	e.interest.init(e)
 	e.resumes = make(chan struct{}, cfg.ResumeReads)
 	e.clocks, e.epoch = make([]clock, cfg.Partitions), time.Now()
 	return e
@@ -166,6 +179,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	began := time.Now()
 	e.wg.Go(func() { e.live.run(life) })
+	e.wg.Go(func() { e.interest.run(life) })
 	for p := range e.cfg.Partitions {
 		if err := e.probe(ctx, p); err != nil {
 			return fmt.Errorf("redisengine: partition %d: %w", p, err)
@@ -292,6 +306,12 @@ func (e *Engine) receive(msg string) {
 		return
 	}
 	m.ns, m.key = parts[0], parts[1]
+	unwanted := !local.Watching(fanout.Root(m.key))
+	e.received.Add(1)
+	if unwanted {
+		e.unwanted.Add(1)
+	}
+	e.m.BusReceived(unwanted)
 	switch parts[3] {
 	case fanout.EndEventName:
 		m.frame = fanout.EndFrame()
@@ -356,6 +376,12 @@ func (e *Engine) channel(p int) string {
 	return e.cfg.Prefix + ":{p" + strconv.Itoa(p) + "}:ch"
 }
 
+// rootChannel is the channel of one root's events, ends and refreshes, in its partition's slot beside
+// its history: only the nodes that hold a stream of the root subscribe to it.
+func (e *Engine) rootChannel(p int, ns, root string) string {
+	return e.cfg.Prefix + ":{p" + strconv.Itoa(p) + "}:r:" + ns + ":" + root
+}
+
 func (e *Engine) historyKey(p int, ns, root string) string {
 	return e.cfg.Prefix + ":{p" + strconv.Itoa(p) + "}:h:" + ns + ":" + root
 }
@@ -371,38 +397,6 @@ func (e *Engine) unavailable(op string, err error) error {
 		err = fmt.Errorf("%w: %w", fanout.ErrUnavailable, err)
 	}
 	return fmt.Errorf("redisengine: %s: %w", op, err)
-}
-
-// namespace is the engine as one hub sees it.
-type namespace struct {
-	e  *Engine
-	ns string
-}
-
-func (n *namespace) Attach(local fanout.Local) {
-	n.e.mu.Lock()
-	n.e.hubs[n.ns] = local
-	n.e.mu.Unlock()
-}
-
-// End has every node end key's streams: one message on the partition's channel, nothing in history.
-func (n *namespace) End(ctx context.Context, key string) error {
-	e := n.e
-	p := e.partition(n.ns, fanout.Root(key))
-	msg := n.ns + "\n" + key + "\n\n" + fanout.EndEventName + "\n\n"
-	return e.call(ctx, "end", "SPUBLISH", func(ctx context.Context) error {
-		return e.client.Do(ctx, e.client.B().Spublish().Channel(e.channel(p)).Message(msg).Build()).Error()
-	})
-}
-
-// Refresh has every node deliver grant to key's streams, as End does its end: nothing in history.
-func (n *namespace) Refresh(ctx context.Context, key string, grant []byte) error {
-	e := n.e
-	p := e.partition(n.ns, fanout.Root(key))
-	msg := n.ns + "\n" + key + "\n\n" + fanout.RefreshEventName + "\n\n" + string(grant)
-	return e.call(ctx, "refresh", "SPUBLISH", func(ctx context.Context) error {
-		return e.client.Do(ctx, e.client.B().Spublish().Channel(e.channel(p)).Message(msg).Build()).Error()
-	})
 }
 
 // Ping checks that Redis answers, for health checks, as one call of redisx's instrumentation.

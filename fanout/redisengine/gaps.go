@@ -32,6 +32,10 @@ type rootCursor struct {
 	heard   time.Time
 	filling bool         // a gap is being filled from history; new messages wait
 	waiting []busMessage // in bus order, delivered once the gap is filled
+	// read holds the IDs the last read from a time (rootfill.go) delivered: their bus messages may still
+	// be on the way after the fill ends, and those of a root's first event name no previous one to go
+	// by. The first message not among them ends it, since the bus carries history's order.
+	read map[string]struct{}
 }
 
 // gaps delivers bus messages in order and fills the gaps a node's bus leaves. Sharded pub/sub delivers
@@ -81,6 +85,13 @@ func (g *gaps) receive(m busMessage, local fanout.Local) {
 		g.e.dispatch(m, local)
 		return
 	}
+	if c.read != nil && m.id != "" && !c.filling {
+		if has(c.read, m.id) {
+			g.mu.Unlock()
+			return
+		}
+		c.read = nil
+	}
 	switch {
 	case c.filling:
 		if len(c.waiting) >= maxWaiting {
@@ -92,14 +103,14 @@ func (g *gaps) receive(m busMessage, local fanout.Local) {
 		c.waiting = append(c.waiting, m)
 		g.mu.Unlock()
 		return
-	case m.id != "" && m.prev != "" && !idAfter(m.id, c.last):
+	case m.id != "" && m.prev != "" && c.last != "" && !idAfter(m.id, c.last):
 		// Delivered already: a catch-up read it from history before the bus brought it. (A message
 		// that starts a root's history, after it expired or Redis lost it, is always taken: its ID
 		// comes from a clock that may be behind the one that made c.last.)
 		g.mu.Unlock()
 		return
 	case m.id == "":
-	case m.prev != "" && m.prev != c.last:
+	case m.prev != "" && c.last != "" && m.prev != c.last:
 		from := c.last
 		c.filling, c.waiting, c.heard = true, append(c.waiting[:0], m), now
 		g.mu.Unlock()
@@ -138,15 +149,27 @@ func (g *gaps) fill(name, ns, key, from, to string, local fanout.Local) {
 		local.Deliver(f["k"], frame(en.ID, f["e"], f["u"], f["d"]))
 	}
 	e.m.BusRecovered(len(entries))
+	g.mu.Lock()
+	c := g.roots[name]
+	g.mu.Unlock()
+	if c != nil {
+		g.drain(c, to, nil, local)
+	}
+}
+
+// drain delivers the messages that waited on c while its gap was filled, without those history gave
+// (read: their IDs, when history was read from a time rather than an event), then ends the filling.
+// c.last becomes last first: delivered, or counted as lost, either way the root is heard up to there.
+func (g *gaps) drain(c *rootCursor, last string, read map[string]struct{}, local fanout.Local) {
+	e := g.e
 	for first := true; ; first = false {
 		g.mu.Lock()
-		c := g.roots[name]
 		if first {
-			c.last = to // delivered, or counted as lost: either way the root is heard up to there
+			c.last = last
 		}
 		waiting := c.waiting
 		if len(waiting) == 0 {
-			c.filling = false
+			c.filling, c.read = false, read
 			g.mu.Unlock()
 			return
 		}
@@ -155,7 +178,9 @@ func (g *gaps) fill(name, ns, key, from, to string, local fanout.Local) {
 		for _, m := range waiting {
 			switch {
 			case m.id == "":
-			case m.prev != "" && !idAfter(m.id, c.last):
+			case read != nil && has(read, m.id):
+				continue
+			case m.prev != "" && c.last != "" && !idAfter(m.id, c.last):
 				continue // in what history gave (a catch-up reads up to the newest entry, which may still be on the bus)
 			default:
 				c.last = m.id
@@ -257,4 +282,9 @@ func parseID(id string) (ms, seq uint64, ok bool) {
 	ms, err1 = strconv.ParseUint(m, 10, 64)
 	seq, err2 = strconv.ParseUint(s, 10, 64)
 	return ms, seq, err1 == nil && err2 == nil
+}
+
+func has(set map[string]struct{}, k string) bool {
+	_, ok := set[k]
+	return ok
 }

@@ -31,7 +31,7 @@ const (
 
 // publishScript appends to a root's history and publishes on its partition's channel in one step,
 // unless Redis runs it after its deadline (in Redis's clock, TIME) or its idempotency key was seen.
-// KEYS: history stream, channel (same slot), and the idempotency key's own key when there is one.
+// KEYS: history stream, the root's channel (same slot), and the idempotency key's own key when there is one.
 // ARGV: maxlen, minid, ttl ms, namespace, key, the event's name, user ID and data, the publisher's
 // traceparent ("" when it has no trace), the deadline in Redis's clock in ms ("0": none), the event's
 // fingerprint and the idempotency window in ms. It answers {status, value, TIME seconds, TIME µs}.
@@ -178,13 +178,40 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 	cctx, cancel := context.WithDeadline(ctx, deadline.Add(e.cfg.PublishGrace))
 	defer cancel()
 
-	var traceparent string
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsSampled() { // an unsampled trace has nothing to join
-		c := propagation.MapCarrier{}
-		e.prop.Inject(ctx, c)
-		traceparent = c["traceparent"]
+	ex, fingerprint := n.exec(p, key, ev, traceparentOf(e, ctx), redisDeadline)
+	res := publishScript.Exec(cctx, e.client, ex.Keys, ex.Args)
+	recv := time.Now()
+	e.m.ObserveRedisCommand("EVALSHA", recv.Sub(sent))
+	id, err := n.answer(ctx, p, key, ev, fingerprint, res, sent, recv)
+	switch {
+	case errors.Is(err, fanout.ErrReplayed):
+		span.SetAttributes(attribute.String("sseedge.event_id", id), attribute.Bool("sseedge.replayed", true))
+		return id, err
+	case err != nil:
+		return fail(err)
 	}
-	keys := []string{e.historyKey(p, n.ns, root), e.channel(p)}
+	span.SetAttributes(attribute.String("sseedge.event_id", id))
+	return id, nil
+}
+
+// traceparentOf is the W3C traceparent of ctx's span when it is sampled ("" otherwise: an unsampled
+// trace has nothing to join).
+func traceparentOf(e *Engine, ctx context.Context) string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() || !sc.IsSampled() {
+		return ""
+	}
+	c := propagation.MapCarrier{}
+	e.prop.Inject(ctx, c)
+	return c["traceparent"]
+}
+
+// exec is the publish script's call for one event of partition p, and the event's fingerprint when it
+// has an idempotency key.
+func (n *namespace) exec(p int, key string, ev fanout.Event, traceparent string, redisDeadline int64) (rueidis.LuaExec, string) {
+	e := n.e
+	root := fanout.Root(key)
+	keys := []string{e.historyKey(p, n.ns, root), e.rootChannel(p, n.ns, root)}
 	var fingerprint string
 	if ev.IdempotencyKey != "" {
 		keys = append(keys, e.idempotencyKey(p, n.ns, root, ev.IdempotencyKey))
@@ -192,13 +219,17 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 	}
 	minID := strconv.FormatInt(time.Now().Add(-e.cfg.HistoryTTL).UnixMilli(), 10)
 	ttl := strconv.FormatInt(e.cfg.HistoryTTL.Milliseconds(), 10)
-	reply, err := publishScript.Exec(cctx, e.client, keys,
-		[]string{strconv.Itoa(e.cfg.HistorySize), minID, ttl, n.ns, key, ev.Name, ev.ID, string(ev.Data), traceparent,
-			strconv.FormatInt(redisDeadline, 10), fingerprint, ttl}).ToArray()
-	recv := time.Now()
-	e.m.ObserveRedisCommand("EVALSHA", recv.Sub(sent))
+	return rueidis.LuaExec{Keys: keys, Args: []string{strconv.Itoa(e.cfg.HistorySize), minID, ttl, n.ns, key, ev.Name, ev.ID,
+		string(ev.Data), traceparent, strconv.FormatInt(redisDeadline, 10), fingerprint, ttl}}, fingerprint
+}
+
+// answer reads the publish script's reply for one event: its ID, or the error that says why not
+// (fanout.ErrReplayed, with the first publish's ID, for a retry of an idempotent publish).
+func (n *namespace) answer(ctx context.Context, p int, key string, ev fanout.Event, fingerprint string, res rueidis.RedisResult, sent, recv time.Time) (string, error) {
+	e := n.e
+	reply, err := res.ToArray()
 	if err != nil {
-		return fail(e.publishFailed(ctx, err))
+		return "", e.publishFailed(ctx, err)
 	}
 	var fields [4]string
 	for i := range fields {
@@ -209,7 +240,6 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 	e.observe(p, fields[2], fields[3], recv)
 	switch fields[0] {
 	case publishOK:
-		span.SetAttributes(attribute.String("sseedge.event_id", fields[1]))
 		if ev.ID != "" {
 			return ev.ID, nil
 		}
@@ -217,17 +247,16 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 	case publishSeen:
 		fp, id, _ := strings.Cut(fields[1], "\n")
 		if fp != fingerprint {
-			return fail(fmt.Errorf("redisengine: publish: %w: %q", fanout.ErrIdempotencyConflict, ev.IdempotencyKey))
+			return "", fmt.Errorf("redisengine: publish: %w: %q", fanout.ErrIdempotencyConflict, ev.IdempotencyKey)
 		}
-		span.SetAttributes(attribute.String("sseedge.event_id", id), attribute.Bool("sseedge.replayed", true))
 		return id, fmt.Errorf("redisengine: publish: %w", fanout.ErrReplayed)
 	case publishLate:
 		e.m.PublishExpired()
 		e.log.Warn("redis ran a publish after its deadline and refused it; answered 503, not applied",
 			"namespace", n.ns, "key", key, "waited", recv.Sub(sent))
-		return fail(fmt.Errorf("redisengine: publish: %w: Redis ran it after its deadline (%v), not applied", fanout.ErrUnavailable, e.cfg.Timeout))
+		return "", fmt.Errorf("redisengine: publish: %w: Redis ran it after its deadline (%v), not applied", fanout.ErrUnavailable, e.cfg.Timeout)
 	}
-	return fail(fmt.Errorf("redisengine: publish: %w: %w: unexpected answer %q", fanout.ErrUnavailable, fanout.ErrOutcomeUnknown, fields[0]))
+	return "", fmt.Errorf("redisengine: publish: %w: %w: unexpected answer %q", fanout.ErrUnavailable, fanout.ErrOutcomeUnknown, fields[0])
 }
 
 // publishFailed wraps a publish's error as fanout.ErrUnavailable, and also as fanout.ErrOutcomeUnknown

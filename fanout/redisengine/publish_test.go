@@ -2,6 +2,7 @@ package redisengine_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,51 @@ func TestIdempotencyKeyAcrossNodes(t *testing.T) {
 		got := rec.wait(t, 3)
 		if len(got) != 3 || got[0] != first || got[1] != "evt-1" {
 			t.Fatalf("the subscriber got %v; want %s, evt-1 and the marker, once each", got, first)
+		}
+	})
+}
+
+// TestPublishBatch: a batch to several roots is published in one pipelined round trip; each item gets
+// its ID, the subscribers on another node get every event once, in each root's batch order, and an
+// invalid item fails alone.
+func TestPublishBatch(t *testing.T) {
+	eachRedis(t, func(t *testing.T, addrs []string) {
+		a, b := newNode(t, addrs), newNode(t, addrs)
+		roots := []string{"/a", "/b", "/c", "/d"}
+		recs := map[string]*recorder{}
+		for _, r := range roots {
+			recs[r] = newRecorder()
+			b.hub.Subscribe(r, recs[r], false, "")
+			if err := b.eng.Ready(t.Context(), "t", r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var items []fanout.BatchItem
+		for i := range 400 {
+			items = append(items, fanout.BatchItem{Key: roots[i%len(roots)] + "/x", Event: fanout.Event{Data: []byte(strconv.Itoa(i))}})
+		}
+		items = append(items, fanout.BatchItem{Key: "/a", Event: fanout.Event{Name: "bad\nname", Data: []byte("x")}})
+		res := a.hub.PublishBatch(t.Context(), items)
+		want := map[string][]string{}
+		for i, r := range res[:400] {
+			if r.Err != nil || r.ID == "" {
+				t.Fatalf("item %d: %+v", i, r)
+			}
+			want[roots[i%len(roots)]] = append(want[roots[i%len(roots)]], r.ID)
+		}
+		if res[400].Err == nil {
+			t.Fatal("the item with a bad event name was published")
+		}
+		for _, r := range roots {
+			got := recs[r].wait(t, len(want[r]))
+			if len(got) != len(want[r]) {
+				t.Fatalf("%s: %d events; want %d", r, len(got), len(want[r]))
+			}
+			for i := range got {
+				if got[i] != want[r][i] {
+					t.Fatalf("%s: event %d is %s; want %s", r, i, got[i], want[r][i])
+				}
+			}
 		}
 	})
 }

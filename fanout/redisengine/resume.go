@@ -57,6 +57,14 @@ func (n *namespace) Since(ctx context.Context, key, lastID string) ([]*fanout.Fr
 		return nil, false, err
 	}
 
+	// Read once the root's subscription is confirmed, so the bus brings what the read does not see. The
+	// wait is bounded: a subscription sent before the read is answered before it anyway (same slot, so
+	// same connection, in order), and a Redis that answers neither is the retries' business below.
+	e.interest.resumed(n.ns, fanout.Root(key), lastID)
+	wctx, wcancel := context.WithTimeout(ctx, e.cfg.Timeout)
+	e.interest.wait(wctx, n.ns, fanout.Root(key))
+	wcancel()
+
 	select {
 	case e.resumes <- struct{}{}:
 	default:
