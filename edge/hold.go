@@ -99,7 +99,7 @@ func (s *Server) openStream(conn netpoll.Connection, origin string, spec transpo
 		return
 	}
 	st.exp.Store(spec.Expires) // once the head is queued: an expiry found by the sweep must follow it
-	if len(spec.Topics) > 0 {
+	if len(spec.Topics) > 0 || len(spec.Subscribed) > 0 {
 		s.openMulti(st, spec)
 	} else {
 		st.attach(s.node.Subscribe(spec.Kind, spec.Key, st, singlePosition(spec.Key, spec.LastEventID)))

@@ -36,6 +36,7 @@ var wantMetrics = map[string]dto.MetricType{
 	"sseedge_stream_topic_position_failures_total":      dto.MetricType_COUNTER,
 	"sseedge_client_subscription_changes_total":         dto.MetricType_COUNTER,
 	"sseedge_client_subscription_change_failures_total": dto.MetricType_COUNTER,
+	"sseedge_client_subscription_reads_failed_total":    dto.MetricType_COUNTER,
 	"sseedge_bus_recovered_events_total":                dto.MetricType_COUNTER,
 	"sseedge_bus_unrecovered_gaps_total":                dto.MetricType_COUNTER,
 	"sseedge_slow_consumers_total":                      dto.MetricType_COUNTER,

@@ -47,6 +47,11 @@ type Spec struct {
 	// Its events carry the stream's cursor as their id (fanout.CursorState), and LastEventID is such a
 	// cursor. Nil: the single-key stream, which sends exactly what it always has.
 	Topics []string
+	// Subscribed, on a client stream (Kind Client), is the topics the server subscribed the client to
+	// (its stored server-side subscriptions), canonical: the stream reads them beside Topics, as one
+	// multi-topic stream, but a token refresh need not cover them (the server decided). Topics and
+	// Subscribed together hold at most fanout.MaxTopicsPerStream topics.
+	Subscribed []string
 	// Envelope, on a multi-topic stream (Topics set), wraps each event's data in a JSON object naming
 	// the stream's topic it came through: {"topic":"/pets","data":<the data>} (no "topic" for the
 	// client's own events). Opt-in (?envelope=1); ignored on single-key streams.
