@@ -58,6 +58,9 @@ func (c Config) withDefaults() Config {
 	if c.History.Budget == nil { // one history budget for the node: its topics and its clients
 		c.History.Budget = fanout.NewBudget(c.History)
 	}
+	if c.History.IDs == nil { // one ID sequence: replays merged across topics and clients are in publish order
+		c.History.IDs = fanout.NewIDs()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
