@@ -70,11 +70,11 @@ func (c Config) withDefaults() Config {
 // Hub is the set of streams of one kind on this node. Keys are canonical topics (see ParseTopic), whose
 // events also go to every ancestor, or flat keys without a slash (client IDs), which have no ancestors.
 type Hub struct {
-	cfg      Config
-	budget   *Budget
-	shards   []shard
-	ids      *IDs
-	idem     idempotency // the idempotency keys seen, without an engine (which keeps its own)
+	cfg    Config
+	budget *Budget
+	shards []shard
+	ids    *IDs
+	idem   idempotency // the idempotency keys seen, without an engine (which keeps its own)
 }
 
 type shard struct {
