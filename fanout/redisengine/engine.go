@@ -263,9 +263,9 @@ func (e *Engine) probe(ctx context.Context, p int) error {
 	}
 }
 
-// receive delivers one message to its hub: "\x02prevID\nns\nkey\nid\nname\nuserID\ndata", optionally
-// preceded by "\x01traceparent\n". A message without the previous ID (the format of nodes that predate
-// gap detection) is malformed: nothing could tell its gaps. A message with a traceparent is delivered under a "deliver" span in the
+// receive delivers one message to its hub: "ns\nkey\nid\nname\nuserID\ndata", optionally preceded
+// by "\x02prevID\n" and, before that, "\x01traceparent\n" (messages of nodes that predate these
+// fields have no such prefix). A message with a traceparent is delivered under a "deliver" span in the
 // publisher's trace. It runs on the subscription's reader and must not block: a gap in a root's events
 // is filled from history on a goroutine of its own (see gaps.go).
 func (e *Engine) receive(msg string) {
@@ -287,14 +287,12 @@ func (e *Engine) receive(msg string) {
 			return
 		}
 	}
-	rest, found := strings.CutPrefix(msg, prevMark)
-	if !found {
-		e.log.Warn("malformed message on the bus: no previous ID", "len", len(msg))
-		return
-	}
-	if m.prev, msg, ok = strings.Cut(rest, "\n"); !ok {
-		e.log.Warn("malformed message on the bus", "len", len(rest))
-		return
+	if rest, found := strings.CutPrefix(msg, prevMark); found {
+		m.chained = true
+		if m.prev, msg, ok = strings.Cut(rest, "\n"); !ok {
+			e.log.Warn("malformed message on the bus", "len", len(rest))
+			return
+		}
 	}
 	parts := strings.SplitN(msg, "\n", 6)
 	if len(parts) != 6 {
