@@ -270,13 +270,7 @@ func (e *Engine) probe(ctx context.Context, p int) error {
 // is filled from history on a goroutine of its own (see gaps.go).
 func (e *Engine) receive(msg string) {
 	if nonce, ok := strings.CutPrefix(msg, "\x00"); ok {
-		if ch, ok := e.probes.Load(nonce); ok {
-			select {
-			case <-ch.(chan struct{}):
-			default:
-				close(ch.(chan struct{}))
-			}
-		}
+		e.probed(nonce)
 		return
 	}
 	var m busMessage
@@ -322,6 +316,17 @@ func (e *Engine) receive(msg string) {
 		m.frame = frame(parts[2], parts[3], parts[4], parts[5])
 	}
 	e.gaps.receive(m, local)
+}
+
+// probed notes that the probe of nonce came back.
+func (e *Engine) probed(nonce string) {
+	if ch, ok := e.probes.Load(nonce); ok {
+		select {
+		case <-ch.(chan struct{}):
+		default:
+			close(ch.(chan struct{}))
+		}
+	}
 }
 
 // dispatch hands one message to its hub, under a "deliver" span in the publisher's trace when the
