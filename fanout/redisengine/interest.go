@@ -4,7 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
 )
 
 // DefaultLinger is the default of Config.Linger: how long a root's channel stays subscribed after its

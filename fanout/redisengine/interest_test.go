@@ -1,8 +1,8 @@
 package redisengine_test
 
 import (
-	"io"
 	"context"
+	"io"
 	"log/slog"
 	"strconv"
 	"sync"
