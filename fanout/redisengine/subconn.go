@@ -173,7 +173,7 @@ func (in *interest) send(ctx context.Context, b batch) {
 		return
 	}
 	if b.dial {
-		dc, release := e.client.Dedicate()
+		dc, release := e.pubsub.Dedicate()
 		_ = release // Close releases it too
 		if !c.set(dc) {
 			return
@@ -219,7 +219,11 @@ func (in *interest) send(ctx context.Context, b batch) {
 			break
 		}
 	}
-	e.m.ObserveRedisCommand("SSUBSCRIBE", time.Since(began))
+	if len(b.subs) > 0 {
+		e.m.ObserveRedisCommand("SSUBSCRIBE", time.Since(began))
+	} else {
+		e.m.ObserveRedisCommand("SUNSUBSCRIBE", time.Since(began))
+	}
 }
 
 // subscription is Redis confirming or ending one channel's subscription on c, on its reader.
