@@ -7,8 +7,9 @@
 // probe. A publish is one Lua script that appends to the root's history (XADD, which assigns the ID)
 // and publishes on the root's channel (SPUBLISH) atomically, so on every node events arrive in the
 // order of their IDs. A node subscribes to a root's channel while its hubs hold a stream of the root
-// (interest.go), so it receives what it delivers, not what the cluster publishes; the events published
-// while a subscription is being made are read from history once Redis confirms it (rootfill.go).
+// (interest.go), on one dedicated connection per partition (subconn.go), so it receives what it
+// delivers, not what the cluster publishes; the events published while a subscription is being made
+// are read from history once Redis confirms it (rootfill.go).
 //
 // Tracing: each Redis call is a client span ("redis publish", "redis history") under the caller's
 // span, and a publish carries its W3C traceparent on the bus, so the "deliver" span each node starts
@@ -190,6 +191,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	began := time.Now()
 	e.wg.Go(func() { e.live.run(life) })
+	e.interest.poke() // its first turn makes every partition's pub/sub connection
 	e.wg.Go(func() { e.interest.run(life) })
 	for p := range e.cfg.Partitions {
 		if err := e.probe(ctx, p); err != nil {

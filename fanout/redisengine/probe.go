@@ -37,10 +37,12 @@ type BusState struct {
 // a connection wedged on the path, a subscription a failover left behind, a server that no longer
 // takes writes (centrifugal/centrifugo#1189). So every interval the node publishes a nonce on each
 // partition's channel, which covers each pub/sub connection it depends on, and expects each back on
-// its own subscription within the timeout. A partition whose probe does not come back marks the bus
-// down, is counted, and has its subscription renewed (a catch-up then fills what it missed); the bus
-// is up again after a round in which every probe came back. A subscription that rueidis reports
-// lost marks the bus down at once.
+// its own subscription within the timeout, and back on the partition's dedicated connection too when
+// it has one (subconn.go: the roots' channels ride on it). A partition whose probe does not come back
+// marks the bus down, is counted, and has its subscription renewed (a catch-up then fills what it
+// missed); a dedicated connection that missed it is closed, so its roots are subscribed again on a
+// new one and catch up from history. The bus is up again after a round in which every probe came
+// back. A subscription that rueidis reports lost marks the bus down at once.
 type liveness struct {
 	e        *Engine
 	interval time.Duration

@@ -2,6 +2,7 @@ package redisengine
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,9 +19,10 @@ const (
 
 // partSubs is one partition's side of the bus: the roots this node subscribes to in it, on one
 // dedicated pub/sub connection (all its channels are in the partition's slot, so one connection to the
-// slot's node carries them). The connection is made when the partition gets its first root and closed
-// once its last one has left: a node with no stream in a partition holds no connection for it. Its
-// fields are guarded by interest.mu.
+// slot's node carries them). The connection is made at Start and kept until Close, made again
+// whenever it ends: a partition's first root then costs one SSUBSCRIBE round trip, as any other, not a
+// dial first (ends and token refreshes are not in history: one sent while its root's subscription is
+// being made is lost, so that window stays as short as it was). Its fields are guarded by interest.mu.
 type partSubs struct {
 	in    *interest
 	p     int
@@ -95,7 +97,6 @@ type batch struct {
 	ps       *partSubs
 	conn     *subConn
 	dial     bool // conn is new: make it, with the partition's channel for the probe
-	shut     bool // the partition has no root left: close conn
 	subs     []string
 	unsubs   []string
 	subRoots []*rootSub
@@ -115,14 +116,7 @@ func (ps *partSubs) take(now time.Time, next *time.Duration) (batch, bool) {
 		}
 	}
 	ps.bye = ps.bye[:0]
-	if len(ps.roots) == 0 {
-		if ps.conn == nil {
-			return b, false
-		}
-		ps.conn, b.shut = nil, true
-		return b, true
-	}
-	if len(ps.todo) > 0 && ps.conn == nil {
+	if ps.conn == nil {
 		if d := ps.retry.Sub(now); d > 0 {
 			*next = min(*next, d)
 			return b, len(b.unsubs) > 0
@@ -168,10 +162,6 @@ func (in *interest) sendAll(ctx context.Context, now time.Time) time.Duration {
 func (in *interest) send(ctx context.Context, b batch) {
 	e := in.e
 	c := b.conn
-	if b.shut {
-		c.close()
-		return
-	}
 	if b.dial {
 		dc, release := e.pubsub.Dedicate()
 		_ = release // Close releases it too
@@ -250,9 +240,6 @@ func (in *interest) subscription(ps *partSubs, c *subConn, s rueidis.PubSubSubsc
 		rs.pending--
 		if rs.pending == 0 && rs.leaving && !rs.watched {
 			ps.drop(rs)
-			if len(ps.roots) == 0 {
-				defer in.poke() // the connection goes
-			}
 		}
 	default: // Redis's own: the slot moved, or its node stopped serving it
 		in.e.log.Warn("bus: Redis ended a root's subscription; renewing", "channel", s.Channel)
@@ -277,8 +264,8 @@ func (in *interest) message(ps *partSubs, m rueidis.PubSubMessage) {
 // dedicatedProbe prefixes the nonce of a probe as it comes back on a partition's dedicated connection.
 const dedicatedProbe = "d:"
 
-// watch waits for c to end and, unless it was closed as its partition's last root left, has every
-// root of the partition subscribed again on a new connection after a back-off: a connection ends when
+// watch waits for c to end and, unless the engine is closing, has a new connection made after a
+// back-off, with every root of the partition subscribed again on it: a connection ends when
 // Redis restarts, fails over, moves the slot (a MOVED, which also refreshes rueidis's slot map), or
 // when the probe found it deaf.
 func (in *interest) watch(ctx context.Context, ps *partSubs, c *subConn, hooks <-chan error) {
@@ -312,10 +299,12 @@ func (in *interest) watch(ctx context.Context, ps *partSubs, c *subConn, hooks <
 	if ctx.Err() != nil {
 		return
 	}
+	level := slog.LevelDebug // a partition with no root here loses nothing
 	if n > 0 {
-		in.e.log.Warn("bus: a partition's pub/sub connection ended; subscribing its roots again",
-			"partition", ps.p, "roots", n, "retry_in", ps.wait, "err", err)
+		level = slog.LevelWarn
 	}
+	in.e.log.Log(ctx, level, "bus: a partition's pub/sub connection ended; making it again",
+		"partition", ps.p, "roots", n, "retry_in", ps.wait, "err", err)
 	in.poke()
 }
 
