@@ -45,8 +45,8 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		log.Error("redis: cannot connect at start; exiting", "redis", rc.Describe(), "err", err, "hint", redisx.Explain(err))
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	// The bus's per-partition pub/sub connections come from a client with small buffers (64 KiB
-	// instead of 0.5 MiB each way): up to one connection a partition, each idle most of the time.
+	// The bus's per-partition pub/sub connections come from a client with small buffers (16 KiB
+	// instead of 0.5 MiB each way): one connection a partition, each idle most of the time.
 	pubsub, err := redisx.NewPubSubClient(rc, log)
 	if err != nil {
 		client.Close()

@@ -94,12 +94,11 @@ func (ps *partSubs) drop(rs *rootSub) {
 
 // batch is what one turn of the loop sends on one partition's connection.
 type batch struct {
-	ps       *partSubs
-	conn     *subConn
-	dial     bool // conn is new: make it, with the partition's channel for the probe
-	subs     []string
-	unsubs   []string
-	subRoots []*rootSub
+	ps     *partSubs
+	conn   *subConn
+	dial   bool // conn is new: make it, with the partition's channel for the probe
+	subs   []string
+	unsubs []string
 }
 
 // take collects the partition's batch for this turn, or reports false when it has none; next is
@@ -130,7 +129,6 @@ func (ps *partSubs) take(now time.Time, next *time.Duration) (batch, bool) {
 		}
 		rs.sent = true
 		b.subs = append(b.subs, rs.channel)
-		b.subRoots = append(b.subRoots, rs)
 	}
 	ps.todo = ps.todo[:0]
 	return b, b.dial || len(b.subs) > 0 || len(b.unsubs) > 0
