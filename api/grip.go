@@ -143,8 +143,11 @@ func (g *Grip) serve(rc *fasthttp.RequestCtx) {
 	spec, err := holdSpec(rc, fn.Name, in, g.cfg.Limits)
 	if err != nil {
 		code := grip.CodeBadChannel
-		if errors.Is(err, fanout.ErrTooManyTopics) {
+		switch {
+		case errors.Is(err, fanout.ErrTooManyTopics):
 			code = grip.CodeTooMany
+		case errors.Is(err, errKeepAliveTooLarge):
+			code = grip.CodeTooLarge
 		}
 		g.fail(rc, fn.Name, fasthttp.StatusBadGateway, string(code), err)
 		return
@@ -259,5 +262,18 @@ func holdSpec(rc *fasthttp.RequestCtx, fnName string, in *grip.Instruct, lim gri
 		}
 	}
 	spec.First = first
+	if ka := in.KeepAlive; ka != nil {
+		// grip.ParseInstruct bounds the content (MaxKeepAliveBytes) and the timeout (1 s to a day: 0 is
+		// taken as 1 s, more than a day is a 502); the transport rounds it to its heartbeat tick.
+		spec.KeepAlive = &transport.KeepAlive{Content: ka.Content, Every: ka.Interval, Interval: ka.Mode == grip.KeepAliveInterval}
+		if !spec.KeepAliveValid() {
+			return transport.Spec{}, fmt.Errorf("grip: %w: %d bytes of keep-alive, more than the transport keeps (%d)",
+				errKeepAliveTooLarge, len(ka.Content), transport.MaxKeepAliveBytes)
+		}
+	}
 	return spec, nil
 }
+
+// errKeepAliveTooLarge: a Grip-Keep-Alive within grip.Limits (an operator raised MaxKeepAliveBytes) but
+// over what the transport keeps per stream.
+var errKeepAliveTooLarge = errors.New("keep-alive too large")

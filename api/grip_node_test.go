@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sseedge/sseedge/internal/teststack"
 	"github.com/sseedge/sseedge/internal/testutil"
 )
 
@@ -135,5 +136,40 @@ func TestServeGripThroughEdge(t *testing.T) {
 	st, _, b = e.do("GET", "/grip/live/forbidden", "")
 	if st != 403 || string(b) != `{"error":"forbidden"}` {
 		t.Errorf("/forbidden through the edge: %d %s", st, b)
+	}
+}
+
+// TestServeGripKeepAliveThroughEdge: serve-grip's GripInstruct.setKeepAlive (the keep-alive event
+// Pushpin functions send, every second here) reaches the client in place of the edge's heartbeat, which
+// ticks every 50 ms; a publish on the channel still arrives.
+func TestServeGripKeepAliveThroughEdge(t *testing.T) {
+	e := newGripEdge(t, func(c *teststack.Config) { c.HeartbeatInterval = kaTick })
+	base := startServeGrip(t, gripKey)
+	e.register("live", base, nil)
+	s := openRawStream(t, e, "/grip/live/keepalive")
+	var lines []string
+	heartbeats := 0
+	for keepAlives := 0; keepAlives < 2; {
+		line, ok := <-s.lines
+		if !ok {
+			t.Fatalf("the stream ended before two keep-alives: %q", lines)
+		}
+		if isHeartbeat(line) {
+			heartbeats++
+		}
+		if line == "data: " && len(lines) > 0 && lines[len(lines)-1] == "event: keep-alive" {
+			keepAlives++
+		}
+		lines = append(lines, line)
+	}
+	if heartbeats != 0 {
+		t.Errorf("%d edge heartbeats on a stream with serve-grip's keep-alive", heartbeats)
+	}
+	e.publish(`{"items": [` + gripItem("ka", "data: after\n\n") + `]}`)
+	for line := ""; line != "data: after"; {
+		var ok bool
+		if line, ok = <-s.lines; !ok {
+			t.Fatal("the stream ended before the published event")
+		}
 	}
 }

@@ -25,7 +25,8 @@ const (
 
 // openClient decides GET /sse/{clientId}: a client's personal stream, authorized by a token whose sub
 // is the client ID. Query parameters (but for the resume and auth ones) and X-User-ID become metadata.
-func (c *Core) openClient(_ context.Context, r transport.Request) (transport.Spec, *transport.Refusal) {
+// The client's stored server-side subscriptions (Subscribed) are read once it is authorized.
+func (c *Core) openClient(ctx context.Context, r transport.Request) (transport.Spec, *transport.Refusal) {
 	spec := transport.Spec{Kind: transport.Client, Key: strings.TrimPrefix(r.Path, "/sse/")} // r.Path is canonical
 	if err := clientid.Check(spec.Key); err != nil {
 		return spec, refusal(fasthttp.StatusBadRequest, "bad_client_id", clientid.Rule)
@@ -45,7 +46,11 @@ func (c *Core) openClient(_ context.Context, r transport.Request) (transport.Spe
 	if err == nil {
 		err = coversTopics(claims, spec.Topics)
 	}
-	return c.authorized(spec, claims, err)
+	spec, no := c.authorized(spec, claims, err)
+	if no == nil {
+		c.subscribed(ctx, &spec)
+	}
+	return spec, no
 }
 
 // openTopic decides GET /subscribe/{topic...}: a topic stream, authorized by a token whose topics cover

@@ -10,7 +10,8 @@ import (
 // object holding "subscribe" and/or "unsubscribe" lists of topics has those applied to the client's live
 // streams, on whichever nodes hold them, before its function_response is delivered (docs/functions.md).
 
-// SubscribeFunc adds (add true) or removes topics on a client's live streams, wherever it is connected.
+// SubscribeFunc adds (add true) or removes topics in a client's stored server-side subscriptions and on
+// its live streams, wherever it is connected.
 type SubscribeFunc func(ctx context.Context, clientID string, add bool, topics []string) error
 
 // resultSubscriptions is what the edge reads of a function's JSON answer.

@@ -20,7 +20,8 @@ import (
 
 // Multi-topic streams (issue 13): GET /subscribe?topic=/a&topic=/b and GET /sse/{clientId}?topic=/a read
 // several topics on one connection, each event's id the stream's cursor over all of them; POST and
-// DELETE /clients/{clientId}/subscriptions change the topics of a client's live streams on every node.
+// DELETE /clients/{clientId}/subscriptions change a client's stored server-side topics and those of its
+// live streams on every node; its streams opened later read the stored ones (subscribed).
 
 // openTopics decides GET /subscribe?topic=…: a stream of several topics, authorized by a token whose
 // topics cover every one.
@@ -82,6 +83,28 @@ func (c *Core) streamTopics(query url.Values, spec *transport.Spec) *transport.R
 	return nil
 }
 
+// subscribed gives an authorized client stream the client's stored server-side topics (those its URL
+// does not name), within the stream's topic bound: the URL's topics come first, and stored ones past
+// the bound are left out (logged), which a bounded store makes rare. A store that cannot be read leaves
+// none (node.ClientSubscriptions logs and counts it): the stream opens on its URL's topics.
+func (c *Core) subscribed(ctx context.Context, spec *transport.Spec) {
+	stored := c.node.ClientSubscriptions(ctx, spec.Key)
+	stored = slices.DeleteFunc(stored, func(t string) bool { return slices.Contains(spec.Topics, t) })
+	if len(stored) == 0 {
+		return
+	}
+	limit := c.cfg.MaxTopicsPerStream
+	if limit <= 0 || limit > fanout.MaxTopicsPerStream {
+		limit = fanout.MaxTopicsPerStream
+	}
+	if room := limit - len(spec.Topics); len(stored) > room {
+		c.log.Warn("stream opens without some of its server-side subscriptions: over the topic bound",
+			"client", spec.Key, "url_topics", len(spec.Topics), "stored", len(stored), "bound", limit)
+		stored = stored[:max(room, 0)]
+	}
+	spec.Subscribed = stored
+}
+
 // coversTopics refuses, naming it, the first topic the claims do not allow. nil claims (stream auth
 // off) allow all.
 func coversTopics(claims *auth.Claims, topics []string) error {
@@ -111,8 +134,10 @@ type subscriptionsBody struct {
 }
 
 // handleSubscriptions answers POST (add) and DELETE (remove) /clients/{clientId}/subscriptions, admin
-// token required: the topics reach the client's live streams on whichever nodes hold them, bypassing
-// its token's topics (the server decides).
+// token required: the topics change the client's stored set, which its streams opened later read, and
+// reach its live streams on whichever nodes hold them, bypassing its token's topics (the server
+// decides). A client with no stream open is subscribed all the same: "streams" is then 0 on a node
+// alone.
 func (c *Core) handleSubscriptions(ctx *fasthttp.RequestCtx) {
 	add := ctx.IsPost()
 	refused := func(status int, code, msg string) {
@@ -135,12 +160,12 @@ func (c *Core) handleSubscriptions(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	n, err := c.node.ChangeClientSubscriptions(context.Background(), id, add, topics)
-	if err != nil {
-		refused(fasthttp.StatusServiceUnavailable, "state_unavailable", err.Error())
+	switch {
+	case errors.Is(err, node.ErrTooManySubscriptions):
+		refused(fasthttp.StatusBadRequest, "too_many_topics", err.Error())
 		return
-	}
-	if n == 0 {
-		refused(fasthttp.StatusNotFound, "no_stream", "no stream of client "+id+" is open")
+	case err != nil:
+		refused(fasthttp.StatusServiceUnavailable, "state_unavailable", err.Error())
 		return
 	}
 	c.cfg.Metrics.ClientSubscriptionChange(true)
@@ -150,7 +175,7 @@ func (c *Core) handleSubscriptions(ctx *fasthttp.RequestCtx) {
 	} else {
 		out["unsubscribed"] = true
 	}
-	if n > 0 { // known only when the node is alone
+	if n >= 0 { // known only when the node is alone
 		out["streams"] = n
 	}
 	httpjson.Write(ctx, fasthttp.StatusOK, out)

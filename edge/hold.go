@@ -32,6 +32,11 @@ func (s *Server) HoldStream(ctx *fasthttp.RequestCtx, spec transport.Spec) {
 		refuse(fasthttp.StatusForbidden, "origin_not_allowed", "origin not allowed")
 		return
 	}
+	if !spec.KeepAliveValid() { // the opener's mistake: its caller counts the refusal (GRIP: stream_refused)
+		s.log.Warn("stream refused: a keep-alive the transport cannot honour", "topics", len(spec.Topics))
+		refuse(fasthttp.StatusInternalServerError, "bad_keep_alive", "the stream's keep-alive cannot be honoured")
+		return
+	}
 	ac.state.mode.Store(modeStream)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(net.Conn) { s.openStream(ac.Connection, origin, spec) })
@@ -94,7 +99,7 @@ func (s *Server) openStream(conn netpoll.Connection, origin string, spec transpo
 		return
 	}
 	st.exp.Store(spec.Expires) // once the head is queued: an expiry found by the sweep must follow it
-	if len(spec.Topics) > 0 {
+	if len(spec.Topics) > 0 || len(spec.Subscribed) > 0 {
 		s.openMulti(st, spec)
 	} else {
 		st.attach(s.node.Subscribe(spec.Kind, spec.Key, st, singlePosition(spec.Key, spec.LastEventID)))

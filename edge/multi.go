@@ -41,6 +41,13 @@ type multi struct {
 	st       *stream
 	client   string // the client's own key, "" on a topic stream
 	envelope bool
+	// converted: a client's single-key stream that a server-side subscribe made multi (becomeMultiLocked);
+	// its own key's subscriber is the stream itself, which hands its events here. Guarded by st.mu;
+	// beside envelope so the two bools share a word (the struct stays in its size class).
+	converted bool
+	// ka is the stream's own keep-alive (transport.Spec.KeepAlive, keepalive.go), set at open; nil: the
+	// edge's heartbeat.
+	ka *keepAlive
 	// asked are the topics the URL asked for: what a token refresh must cover (stream.reads).
 	asked []string
 
@@ -52,9 +59,6 @@ type multi struct {
 	cursor    *fanout.CursorState
 	early     map[*keySub][]*fanout.Frame // frames of pending subscriptions
 	own       *keySub                     // the client key's subscription, nil on a topic stream
-	// converted: a client's single-key stream that a server-side subscribe made multi (becomeMultiLocked);
-	// its own key's subscriber is the stream itself, which hands its events here.
-	converted bool
 	// holds counts the subscribes under way (subsChange to addKeys); while any is, the client key's
 	// events wait in held, to be merged with the new topics' first frames.
 	holds int
@@ -93,6 +97,7 @@ func (m *multi) send(k *keySub, f *fanout.Frame) {
 	}
 	m.cursor.Set(int(k.slot), f.ID)
 	start, cut := st.queueLocked(m.frame(int(k.slot), f))
+	m.ka.wroteLocked()
 	st.mu.Unlock()
 	st.afterQueue(start, cut)
 }

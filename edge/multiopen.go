@@ -24,10 +24,18 @@ const (
 
 // openMulti subscribes a multi-topic stream, whose head is queued and held, to every key it reads.
 func (s *Server) openMulti(st *stream, spec transport.Spec) {
-	m := &multi{st: st, envelope: spec.Envelope, asked: spec.Topics}
+	m := &multi{st: st, envelope: spec.Envelope, asked: spec.Topics, ka: newKeepAlive(spec.KeepAlive, s.cfg.HeartbeatInterval)}
 	keys := slices.Clone(spec.Topics)
 	if spec.Kind == transport.Client {
 		m.client = spec.Key
+		if len(spec.Subscribed) > 0 { // the server's topics are read as changes had asked for them
+			req := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(spec.Topics), spec.Subscribed...))))
+			if want, err := m.wanted(req); err == nil {
+				m.requested, keys = req, want[:len(want)-1] // want ends with the client's own key
+			} else {
+				st.srv.log.Warn("stream opens without its server-side subscriptions", "id", st.id, "client", m.client, "err", err)
+			}
+		}
 		keys = append(keys, spec.Key)
 	}
 	slices.Sort(keys)
@@ -61,6 +69,18 @@ func (m *multi) positions(lastEventID string, keys []string) []position {
 		return at
 	}
 	c, err := fanout.DecodeCursor(lastEventID)
+	if err != nil && m.client != "" && len(m.asked) == 0 && !strings.HasPrefix(lastEventID, fanout.CursorPrefix) {
+		// A plain /sse/{id} stream that stored subscriptions made multi: its client last read it as a
+		// single-key stream, whose ids are its own key's. That key resumes after it; the topics, which
+		// the client did not read then, start from now.
+		for i, k := range keys {
+			at[i] = position{reset: resetNotInCursor}
+			if k == m.client {
+				at[i] = position{id: lastEventID}
+			}
+		}
+		return at
+	}
 	if err != nil {
 		m.st.srv.cfg.Metrics.BadCursor()
 		for i := range at {

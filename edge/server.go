@@ -119,6 +119,7 @@ type Server struct {
 	open            [transport.KindCount]atomic.Int64
 	opened          atomic.Uint64
 	heartbeatFrames atomic.Uint64 // heartbeat frames built: one per tick, whatever the stream count
+	keepAlives      atomic.Uint64 // streams' own keep-alives queued (keepalive.go)
 	slowConsumers   atomic.Uint64
 	framesBytes     atomic.Uint64
 	framesSent      atomic.Uint64
@@ -366,6 +367,13 @@ func (s *Server) onRequest(ctx context.Context, conn netpoll.Connection) error {
 	if refusal != nil {
 		s.cfg.Metrics.RequestRejected(metrics.RejectReasonOf(refusal.Status))
 		s.wire.write(conn, origin, refusal.Status, refusal.ContentType, refusal.Body)
+		return nil
+	}
+	if !spec.KeepAliveValid() {
+		s.cfg.Metrics.RequestRejected(metrics.RejectBadRequest)
+		s.log.Warn("stream refused: a keep-alive the transport cannot honour", "path", head.path)
+		refused(spec)
+		s.wire.reject(conn, origin, &apiError{fasthttp.StatusInternalServerError, "bad_keep_alive", "the stream's keep-alive cannot be honoured"})
 		return nil
 	}
 	s.openStream(conn, origin, spec)

@@ -177,14 +177,15 @@ func (s *stream) afterQueue(start, cut bool) {
 
 // keepAlive queues a heartbeat unless frames are waiting: those keep the line busy, and a heartbeat
 // behind them would only add to a backlog (and cut, as a slow consumer, a stream still writing one large
-// event).
-func (s *stream) keepAlive(f *fanout.Frame) {
+// event). It reports whether it queued f.
+func (s *stream) keepAlive(f *fanout.Frame) bool {
 	s.mu.Lock()
 	busy := s.queued > 0
 	s.mu.Unlock()
 	if !busy {
 		s.Send(f)
 	}
+	return !busy
 }
 
 // hold queues frame and keeps the stream out of the run queue (its writing flag set) until the caller

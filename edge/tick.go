@@ -32,9 +32,16 @@ func (s *Server) heartbeat(now time.Time) {
 	frame := &fanout.Frame{Bytes: fanout.AppendFrame(nil, "", "heartbeat", strconv.AppendInt(nil, now.Unix(), 10))}
 	s.heartbeatFrames.Add(1)
 	var comment *fanout.Frame // built on the first held stream of the tick, then shared
+	keepAlives := 0           // streams' own keep-alives queued by this tick
 	s.conns.each(func(st *stream) {
 		if s.tokens.check(st, now) {
 			return // closed: its token expired
+		}
+		if m := st.multi.Load(); m != nil && m.ka != nil { // its opener's keep-alive, in its own window
+			if m.ka.tick(st) {
+				keepAlives++
+			}
+			return
 		}
 		if !st.held {
 			st.keepAlive(frame)
@@ -47,6 +54,8 @@ func (s *Server) heartbeat(now time.Time) {
 		}
 		st.keepAlive(comment)
 	})
+	s.keepAlives.Add(uint64(keepAlives))
+	s.cfg.Metrics.KeepAlivesSent(keepAlives)
 	s.cfg.Metrics.ObserveHeartbeatBatch(time.Since(now))
 }
 
@@ -63,6 +72,7 @@ func (s *Server) Stats() transport.Stats {
 		TopicStreams:    s.open[transport.Topic].Load(),
 		Opened:          s.opened.Load(),
 		HeartbeatFrames: s.heartbeatFrames.Load(),
+		KeepAlives:      s.keepAlives.Load(),
 		SlowConsumers:   s.slowConsumers.Load(),
 		BytesSent:       s.framesBytes.Load(),
 		FramesSent:      s.framesSent.Load(),

@@ -33,7 +33,23 @@ type Config struct {
 	MaxFrameBytes int
 	Shards        int    // lock shards; default 64
 	Engine        Engine // shared history and cross-node delivery; nil keeps both in this process
+	// IDs generates the IDs of events published without one. Hubs that share it (a node's topics and
+	// clients) number their events in one sequence, so replays merged across them (a multi-topic stream
+	// reading both) come in publish order. Nil: the hub's own.
+	IDs *IDs
 }
+
+// IDs generates event IDs "<start-ms>-<seq>": increasing in publish order, unique across restarts.
+type IDs struct {
+	prefix string
+	seq    atomic.Uint64
+}
+
+// NewIDs returns a generator whose IDs start after now.
+func NewIDs() *IDs { return &IDs{prefix: strconv.FormatInt(time.Now().UnixMilli(), 10) + "-"} }
+
+// Next returns the next ID.
+func (g *IDs) Next() string { return g.prefix + strconv.FormatUint(g.seq.Add(1), 10) }
 
 func (c Config) withDefaults() Config {
 	if c.HistorySize == 0 {
@@ -54,12 +70,11 @@ func (c Config) withDefaults() Config {
 // Hub is the set of streams of one kind on this node. Keys are canonical topics (see ParseTopic), whose
 // events also go to every ancestor, or flat keys without a slash (client IDs), which have no ancestors.
 type Hub struct {
-	cfg      Config
-	budget   *Budget
-	shards   []shard
-	idPrefix string
-	seq      atomic.Uint64
-	idem     idempotency // the idempotency keys seen, without an engine (which keeps its own)
+	cfg    Config
+	budget *Budget
+	shards []shard
+	ids    *IDs
+	idem   idempotency // the idempotency keys seen, without an engine (which keeps its own)
 }
 
 type shard struct {
@@ -108,7 +123,9 @@ func NewHub(cfg Config) *Hub {
 	for i := range h.shards {
 		h.shards[i].nodes = make(map[string]*node)
 	}
-	h.idPrefix = strconv.FormatInt(time.Now().UnixMilli(), 10) + "-"
+	if h.ids = cfg.IDs; h.ids == nil {
+		h.ids = NewIDs()
+	}
 	if cfg.Engine != nil {
 		cfg.Engine.Attach(local{h})
 	}
@@ -177,7 +194,7 @@ func (h *Hub) PublishLocal(key string, ev Event) (id string, delivered int, err 
 	}
 	id = ev.ID
 	if id == "" {
-		id = h.idPrefix + strconv.FormatUint(h.seq.Add(1), 10)
+		id = h.ids.Next()
 	}
 	// Sized exactly: a frame kept in history holds its whole allocation, which append's growth leaves up
 	// to twice the frame (a 130-byte frame took 256).

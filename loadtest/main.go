@@ -28,7 +28,7 @@ import (
 	"time"
 )
 
-const usage = `usage: loadtest <idle|fanout|invoke|nodes> [flags]   (loadtest <mode> -h lists the flags)`
+const usage = `usage: loadtest <idle|fanout|invoke|nodes|publish> [flags]   (loadtest <mode> -h lists the flags)`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -93,6 +93,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 			return runInvoke(ctx, cfg, output{w: stdout, jsonOnly: cfg.json})
 		}
+	case "publish":
+		var cfg publishConfig
+		fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080", "base URL of the edge")
+		fs.IntVar(&cfg.n, "n", 20000, "measured publish requests")
+		fs.IntVar(&cfg.c, "c", 32, "concurrent callers")
+		fs.IntVar(&cfg.batch, "batch", 1, "events per request (above 1: POST /publish with items)")
+		fs.IntVar(&cfg.topics, "topics", 4, "topics a batch spreads its events over")
+		fs.IntVar(&cfg.size, "size", 64, "bytes of data per event")
+		fs.StringVar(&cfg.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
+		fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")
+		fs.BoolVar(&cfg.json, "json", false, "print only the final single-line JSON summary")
+		jsonOnly = &cfg.json
+		exec = func() (any, error) { return runPublish(ctx, cfg, output{w: stdout, jsonOnly: cfg.json}) }
 	case "nodes":
 		var cfg nodesConfig
 		fs.StringVar(&cfg.urls, "urls", "http://127.0.0.1:8081,http://127.0.0.1:8082", "comma-separated base URLs of the nodes (one Redis)")

@@ -9,6 +9,8 @@ type gripMetrics struct {
 	answers  *prometheus.CounterVec // outcome
 	items    *prometheus.CounterVec // action
 	refusals *prometheus.CounterVec // code
+	// keepAlives counts held streams' own keep-alives (Grip-Keep-Alive) queued in place of heartbeats.
+	keepAlives prometheus.Counter
 }
 
 func newGripMetrics(reg prometheus.Registerer) *gripMetrics {
@@ -25,9 +27,13 @@ func newGripMetrics(reg prometheus.Registerer) *gripMetrics {
 			Namespace: Namespace, Name: "grip_publish_refused_total",
 			Help: "GRIP publishes (POST /publish/) refused, by code (grip_unauthorized, grip_malformed, state_unavailable, …).",
 		}, []string{"code"}),
+		keepAlives: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "grip_keepalives_total",
+			Help: "Keep-alives of held GRIP streams (the function's Grip-Keep-Alive content) queued in place of the edge's heartbeat.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(g.answers, g.items, g.refusals)
+		reg.MustRegister(g.answers, g.items, g.refusals, g.keepAlives)
 	}
 	return g
 }
@@ -84,4 +90,12 @@ func (m *Metrics) GripPublishRefused(code string) {
 		return
 	}
 	m.grip.refusals.WithLabelValues(closedValue(code, gripPublishCodes())).Inc()
+}
+
+// KeepAlivesSent counts n keep-alives of held streams queued by one heartbeat tick.
+func (m *Metrics) KeepAlivesSent(n int) {
+	if m == nil || n <= 0 {
+		return
+	}
+	m.grip.keepAlives.Add(float64(n))
 }

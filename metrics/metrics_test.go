@@ -19,6 +19,7 @@ var wantMetrics = map[string]dto.MetricType{
 	"sseedge_grip_requests_total":                       dto.MetricType_COUNTER,
 	"sseedge_grip_publish_items_total":                  dto.MetricType_COUNTER,
 	"sseedge_grip_publish_refused_total":                dto.MetricType_COUNTER,
+	"sseedge_grip_keepalives_total":                     dto.MetricType_COUNTER,
 	"sseedge_connections":                               dto.MetricType_GAUGE,
 	"sseedge_connections_opened_total":                  dto.MetricType_COUNTER,
 	"sseedge_connections_closed_total":                  dto.MetricType_COUNTER,
@@ -35,6 +36,7 @@ var wantMetrics = map[string]dto.MetricType{
 	"sseedge_stream_topic_position_failures_total":      dto.MetricType_COUNTER,
 	"sseedge_client_subscription_changes_total":         dto.MetricType_COUNTER,
 	"sseedge_client_subscription_change_failures_total": dto.MetricType_COUNTER,
+	"sseedge_client_subscription_reads_failed_total":    dto.MetricType_COUNTER,
 	"sseedge_bus_recovered_events_total":                dto.MetricType_COUNTER,
 	"sseedge_bus_unrecovered_gaps_total":                dto.MetricType_COUNTER,
 	"sseedge_slow_consumers_total":                      dto.MetricType_COUNTER,
@@ -130,6 +132,7 @@ func touchAll(m *Metrics) {
 	m.GripItems("send", 2)
 	m.GripItems("close", 1)
 	m.GripPublishRefused("grip_unauthorized")
+	m.KeepAlivesSent(2)
 }
 
 func gather(t *testing.T, g prometheus.Gatherer) map[string]*dto.MetricFamily {

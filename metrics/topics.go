@@ -12,6 +12,7 @@ type topicMetrics struct {
 	positionFailed prometheus.Counter
 	changeFailed   prometheus.Counter
 	badCursor      prometheus.Counter
+	storeFailed    prometheus.Counter
 }
 
 func newTopicMetrics(reg prometheus.Registerer) *topicMetrics {
@@ -28,13 +29,15 @@ func newTopicMetrics(reg prometheus.Registerer) *topicMetrics {
 			Help: "Server-side subscription changes that could not be sent to the client's nodes."}),
 		badCursor: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "stream_bad_cursors_total",
 			Help: "Last-Event-IDs of multi-topic streams that were not a cursor of theirs (each topic then resets)."}),
+		storeFailed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: "client_subscription_reads_failed_total",
+			Help: "Client streams opened without their stored server-side subscriptions, the store (Redis) being unavailable: they read their URL's topics only."}),
 	}
 	t.changeApplied[0] = t.changes.WithLabelValues("refused")
 	t.changeApplied[1] = t.changes.WithLabelValues("ok")
 	if reg == nil { // New without a registry: collectors that count but are not exported
 		return t
 	}
-	reg.MustRegister(t.subscriptions, t.resets, t.changes, t.positionFailed, t.changeFailed, t.badCursor)
+	reg.MustRegister(t.subscriptions, t.resets, t.changes, t.positionFailed, t.changeFailed, t.badCursor, t.storeFailed)
 	return t
 }
 
@@ -88,4 +91,13 @@ func (m *Metrics) BadCursor() {
 		return
 	}
 	m.topics.badCursor.Inc()
+}
+
+// SubscriptionReadFailed counts a client stream opened without its stored server-side subscriptions,
+// the store being unavailable.
+func (m *Metrics) SubscriptionReadFailed() {
+	if m == nil {
+		return
+	}
+	m.topics.storeFailed.Inc()
 }

@@ -31,9 +31,22 @@ type Config struct {
 	SweepInterval time.Duration
 	// StatusFunctions lists functions for the status snapshots (see StatusFunction); nil lists none.
 	StatusFunctions func(ctx context.Context) []StatusFunction
-	Logger          *slog.Logger
-	Metrics         *metrics.Metrics // nil records nothing
+	// Subscriptions keeps clients' server-side subscriptions past their connections; nil: in memory
+	// (NewMemorySubscriptions with DefaultSubscriptionTTL).
+	Subscriptions SubscriptionStore
+	// SubscriptionReadTimeout bounds the read of a client's stored subscriptions when a stream of its
+	// opens; default DefaultSubscriptionReadTimeout.
+	SubscriptionReadTimeout time.Duration
+	// MaxTopicsPerStream bounds a client's stored subscriptions, as it bounds a stream's ?topic= list
+	// (MAX_TOPICS_PER_STREAM); 0 or over fanout.MaxTopicsPerStream means that ceiling.
+	MaxTopicsPerStream int
+	Logger             *slog.Logger
+	Metrics            *metrics.Metrics // nil records nothing
 }
+
+// DefaultSubscriptionReadTimeout bounds the read of a client's stored subscriptions at open: short,
+// since the stream waits for it, and a stream opened without them is better than one not opened.
+const DefaultSubscriptionReadTimeout = 300 * time.Millisecond
 
 func (c Config) withDefaults() Config {
 	if c.DirectoryInterval <= 0 {
@@ -45,8 +58,20 @@ func (c Config) withDefaults() Config {
 	if c.History.Budget == nil { // one history budget for the node: its topics and its clients
 		c.History.Budget = fanout.NewBudget(c.History)
 	}
+	if c.History.IDs == nil { // one ID sequence: replays merged across topics and clients are in publish order
+		c.History.IDs = fanout.NewIDs()
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Subscriptions == nil {
+		c.Subscriptions = NewMemorySubscriptions(DefaultSubscriptionTTL)
+	}
+	if c.SubscriptionReadTimeout <= 0 {
+		c.SubscriptionReadTimeout = DefaultSubscriptionReadTimeout
+	}
+	if c.MaxTopicsPerStream <= 0 || c.MaxTopicsPerStream > fanout.MaxTopicsPerStream {
+		c.MaxTopicsPerStream = fanout.MaxTopicsPerStream
 	}
 	return c
 }
@@ -60,6 +85,7 @@ type Transport interface {
 type Node struct {
 	cfg       Config
 	log       *slog.Logger
+	subs      SubscriptionStore
 	started   time.Time
 	hubs      [transport.KindCount]*fanout.Hub
 	transport atomic.Pointer[Transport]
@@ -73,7 +99,7 @@ type Node struct {
 // New builds a node; nothing runs until Start.
 func New(cfg Config) *Node {
 	cfg = cfg.withDefaults()
-	n := &Node{cfg: cfg, log: cfg.Logger, started: time.Now(), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, subs: cfg.Subscriptions, started: time.Now(), stop: make(chan struct{})}
 	n.hubs[transport.Topic] = fanout.NewHub(withEngine(cfg.History, cfg.TopicEngine))
 	n.hubs[transport.Client] = fanout.NewHub(withEngine(cfg.History, cfg.ClientEngine))
 	return n

@@ -47,6 +47,11 @@ type Spec struct {
 	// Its events carry the stream's cursor as their id (fanout.CursorState), and LastEventID is such a
 	// cursor. Nil: the single-key stream, which sends exactly what it always has.
 	Topics []string
+	// Subscribed, on a client stream (Kind Client), is the topics the server subscribed the client to
+	// (its stored server-side subscriptions), canonical: the stream reads them beside Topics, as one
+	// multi-topic stream, but a token refresh need not cover them (the server decided). Topics and
+	// Subscribed together hold at most fanout.MaxTopicsPerStream topics.
+	Subscribed []string
 	// Envelope, on a multi-topic stream (Topics set), wraps each event's data in a JSON object naming
 	// the stream's topic it came through: {"topic":"/pets","data":<the data>} (no "topic" for the
 	// client's own events). Opt-in (?envelope=1); ignored on single-key streams.
@@ -60,10 +65,39 @@ type Spec struct {
 	// heartbeats go as comments, since such clients take any event for theirs. Client streams without it
 	// start with the "connected" event.
 	First []byte
+	// KeepAlive, on a multi-topic stream (Topics set: a GRIP hold is one), replaces the edge's heartbeat
+	// with the opener's own bytes (GRIP's Grip-Keep-Alive). Nil: the edge's heartbeat. A transport refuses
+	// a spec whose keep-alive it cannot honour (KeepAliveValid).
+	KeepAlive *KeepAlive
 	// OnClose, when set, runs once the stream has ended, or once the transport has refused to hold it
 	// (too many streams from the address, say), on a goroutine of its own (it may call shared state):
 	// MCP ends an HTTP+SSE session with its stream.
 	OnClose func()
+}
+
+// KeepAlive is what a stream sends when it would get the edge's heartbeat. The transport sends it on its
+// heartbeat tick: Every is rounded down to a whole number of ticks, one at least, so it is never sent
+// less often than asked (a keep-alive exists to beat some proxy's idle timeout).
+type KeepAlive struct {
+	// Content is whole SSE text that changes no client state (comments, or events without id lines),
+	// ending where an event ends: grip.ParseInstruct's KeepAlive.Content.
+	Content []byte
+	// Every is the keep-alive's timeout: how long the stream may stay quiet (or, with Interval, the
+	// period).
+	Every time.Duration
+	// Interval sends Content every Every, whatever else the stream wrote (GRIP's mode=interval); false
+	// sends it only once nothing else was written for Every (mode=idle, GRIP's default).
+	Interval bool
+}
+
+// MaxKeepAliveBytes bounds KeepAlive.Content: the transport keeps it per stream.
+const MaxKeepAliveBytes = 4 << 10
+
+// KeepAliveValid says whether a transport can honour s.KeepAlive: none, or one on a multi-topic stream
+// with content within MaxKeepAliveBytes and a positive timeout.
+func (s *Spec) KeepAliveValid() bool {
+	k := s.KeepAlive
+	return k == nil || len(s.Topics) > 0 && len(k.Content) > 0 && len(k.Content) <= MaxKeepAliveBytes && k.Every > 0
 }
 
 // Refusal is an opener's answer when it does not open a stream: a status and a body in the opener's own
@@ -95,6 +129,7 @@ type Stats struct {
 	TopicStreams    int64
 	Opened          uint64
 	HeartbeatFrames uint64
+	KeepAlives      uint64 // streams' own keep-alives (Spec.KeepAlive) queued in place of heartbeats
 	SlowConsumers   uint64
 	BytesSent       uint64
 	FramesSent      uint64

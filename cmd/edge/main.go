@@ -51,6 +51,7 @@ type config struct {
 	MetricsToken       string
 	MaxStreamsPerIP    int
 	MaxTopicsPerStream int
+	SubscriptionTTL    time.Duration
 	MaxAPIConnsPerIP   int
 	FunctionAllow      string
 	RedisAddr          string
@@ -116,6 +117,7 @@ func (c *config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.GripKey, "grip-key", "", "signs Grip-Sig on calls to GRIP functions and checks GRIP control JWTs (\"base64:…\" for bytes; empty: /grip/ off)")
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 1000, "streams one source address may hold (0: no bound; set 0 behind a load balancer)")
 	fs.IntVar(&c.MaxTopicsPerStream, "max-topics-per-stream", fanout.MaxTopicsPerStream, "topics one stream may read with ?topic= (at most 64)")
+	fs.DurationVar(&c.SubscriptionTTL, "subscription-ttl", node.DefaultSubscriptionTTL, "how long a client's server-side subscriptions are kept after their last change or the last open of one of its streams")
 	fs.IntVar(&c.MaxAPIConnsPerIP, "max-api-conns-per-ip", 256, "API connections one source address may hold open, each a goroutine while idle (0: no bound; set 0 behind a load balancer or ingress)")
 }
 
@@ -192,13 +194,16 @@ func run(ctx context.Context, args []string) error {
 		NodeID: cfg.NodeID,
 		History: fanout.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, HistoryMaxBytes: cfg.HistoryMaxBytes,
 			HistoryMaxStreams: cfg.HistoryMaxStreams, MaxFrameBytes: cfg.MaxQueueBytes}, // a frame the node accepts always fits an empty queue
-		TopicEngine:     st.topics,
-		ClientEngine:    st.clients,
-		Directory:       st.directory,
-		SweepInterval:   cfg.HeartbeatInterval,
-		StatusFunctions: fns.status,
-		Logger:          log,
-		Metrics:         m,
+		TopicEngine:   st.topics,
+		ClientEngine:  st.clients,
+		Directory:     st.directory,
+		Subscriptions: st.subs,
+		// A client's stored server-side subscriptions are bounded as its streams' topics are.
+		MaxTopicsPerStream: cfg.MaxTopicsPerStream,
+		SweepInterval:      cfg.HeartbeatInterval,
+		StatusFunctions:    fns.status,
+		Logger:             log,
+		Metrics:            m,
 	})
 	defer n.Close()
 	streamAuth := auth.NewStreamAuth([]byte(cfg.TokenSecret))

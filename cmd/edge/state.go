@@ -16,6 +16,7 @@ import (
 	"github.com/sseedge/sseedge/mcp/mcpredis"
 	"github.com/sseedge/sseedge/metrics"
 	"github.com/sseedge/sseedge/node"
+	"github.com/sseedge/sseedge/node/subsredis"
 	"github.com/sseedge/sseedge/registry"
 	"github.com/sseedge/sseedge/registry/redisstore"
 )
@@ -27,7 +28,8 @@ type state struct {
 	topics     fanout.Engine // nil in memory
 	clients    fanout.Engine // nil in memory
 	directory  node.Directory
-	sessions   mcp.SessionStore // nil: the MCP gateway's own, in memory
+	subs       node.SubscriptionStore // clients' server-side subscriptions
+	sessions   mcp.SessionStore       // nil: the MCP gateway's own, in memory
 	engine     *redisengine.Engine
 	closeRedis func() // closes the Redis client; nil in memory
 	m          *metrics.Metrics
@@ -36,7 +38,7 @@ type state struct {
 func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error) {
 	rc := cfg.redis()
 	if !rc.Enabled() {
-		return &state{store: &registry.MemoryStore{}, m: m}, nil
+		return &state{store: &registry.MemoryStore{}, subs: node.NewMemorySubscriptions(cfg.SubscriptionTTL), m: m}, nil
 	}
 	// A node that cannot reach the Redis it was given exits rather than serve alone: in memory it
 	// would split the cluster without anyone noticing. The log line says which setting to check.
@@ -71,6 +73,7 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		topics:     eng.Namespace("t"),
 		clients:    eng.Namespace("c"),
 		directory:  redisstore.NewDirectory(shared, "sseedge"),
+		subs:       subsredis.New(shared, "sseedge", cfg.SubscriptionTTL),
 		sessions:   mcpredis.NewSessionStore(shared, "sseedge", mcp.DefaultSessionTTL, cfg.MCPSessionLease),
 		engine:     eng,
 		closeRedis: func() { pubsub.Close(); client.Close() },

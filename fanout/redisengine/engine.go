@@ -264,7 +264,7 @@ func (e *Engine) probe(ctx context.Context, p int) error {
 		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
 		began := time.Now()
 		_ = e.client.Do(cctx, e.client.B().Spublish().Channel(e.channel(p)).Message("\x00"+nonce).Build()).Error()
-		e.m.ObserveRedisCommand("SPUBLISH", time.Since(began))
+		e.observeCommand("SPUBLISH", time.Since(began))
 		cancel()
 		select {
 		case <-got:
@@ -276,9 +276,9 @@ func (e *Engine) probe(ctx context.Context, p int) error {
 	}
 }
 
-// receive delivers one message to its hub: "ns\nkey\nid\nname\nuserID\ndata", optionally preceded
-// by "\x02prevID\n" and, before that, "\x01traceparent\n" (messages of nodes that predate these
-// fields have no such prefix). A message with a traceparent is delivered under a "deliver" span in the
+// receive delivers one message to its hub: "\x02prevID\nns\nkey\nid\nname\nuserID\ndata", optionally
+// preceded by "\x01traceparent\n". A message without the previous ID (the format of nodes that predate
+// gap detection) is malformed: nothing could tell its gaps. A message with a traceparent is delivered under a "deliver" span in the
 // publisher's trace. It runs on the subscription's reader and must not block: a gap in a root's events
 // is filled from history on a goroutine of its own (see gaps.go).
 func (e *Engine) receive(msg string) {
@@ -294,12 +294,14 @@ func (e *Engine) receive(msg string) {
 			return
 		}
 	}
-	if rest, found := strings.CutPrefix(msg, prevMark); found {
-		m.chained = true
-		if m.prev, msg, ok = strings.Cut(rest, "\n"); !ok {
-			e.log.Warn("malformed message on the bus", "len", len(rest))
-			return
-		}
+	rest, found := strings.CutPrefix(msg, prevMark)
+	if !found {
+		e.log.Warn("malformed message on the bus: no previous ID", "len", len(msg))
+		return
+	}
+	if m.prev, msg, ok = strings.Cut(rest, "\n"); !ok {
+		e.log.Warn("malformed message on the bus", "len", len(rest))
+		return
 	}
 	parts := strings.SplitN(msg, "\n", 6)
 	if len(parts) != 6 {
@@ -428,11 +430,20 @@ func (e *Engine) Ping(ctx context.Context) error {
 // engine's deadline and the command-duration metric. A failure comes back wrapped as
 // fanout.ErrUnavailable; a nil reply is none.
 func (e *Engine) call(ctx context.Context, op, command string, do func(ctx context.Context) error) error {
-	in := redisx.Instrumentation{Tracer: e.tracer, Observer: e.m, Timeout: e.cfg.Timeout}
-	return e.unavailable(op, in.Call(ctx, op, command, do))
+	return e.unavailable(op, e.redis().Call(ctx, op, command, do))
 }
 
-// startCall starts the client span of one Redis call, "redis <op>", as redisx's instrumentation names it.
-func (e *Engine) startCall(ctx context.Context, name, operation string) (context.Context, trace.Span) {
-	return redisx.Instrumentation{Tracer: e.tracer}.Start(ctx, strings.TrimPrefix(name, "redis "), operation)
+// redis is the engine's one instrumentation of its Redis calls (redisx): spans, deadline, metric.
+func (e *Engine) redis() redisx.Instrumentation {
+	return redisx.Instrumentation{Tracer: e.tracer, Observer: e.m, Timeout: e.cfg.Timeout}
 }
+
+// startCall starts the client span of one Redis call, "redis <op>", as redisx's instrumentation names it,
+// for a call that times itself (then observe).
+func (e *Engine) startCall(ctx context.Context, name, operation string) (context.Context, trace.Span) {
+	return e.redis().Start(ctx, strings.TrimPrefix(name, "redis "), operation)
+}
+
+// observeCommand records that command took d, through the same instrumentation, for a call that times itself:
+// a publish (its deadline is part of its answer), the probes and the pub/sub commands.
+func (e *Engine) observeCommand(command string, d time.Duration) { e.redis().Observe(command, d) }

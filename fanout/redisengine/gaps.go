@@ -21,7 +21,6 @@ type busMessage struct {
 	ns, key     string
 	id          string // the event's Redis ID; "" for an end marker, which is in no history
 	prev        string // the root's previous event ID, as the publish script saw it
-	chained     bool   // the message names prev (nodes that predate gap detection send none)
 	traceparent string
 	frame       *fanout.Frame
 }
@@ -58,10 +57,6 @@ type gaps struct {
 // the subscription's reader. Only roots this node holds streams of get a cursor: every node hears every
 // root on the bus, and most are other nodes' business.
 func (g *gaps) receive(m busMessage, local fanout.Local) {
-	if !m.chained && m.id != "" { // from a node that predates gap detection: nothing to go by
-		g.e.dispatch(m, local)
-		return
-	}
 	now := time.Now()
 	root := fanout.Root(m.key)
 	name := m.ns + "\n" + root

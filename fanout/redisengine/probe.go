@@ -144,7 +144,7 @@ func (l *liveness) round(parent context.Context) {
 		cmds[p] = e.client.B().Eval().Script(probeScript).Numkeys(1).Key(e.channel(p)).Arg("\x00" + nonce).Build()
 	}
 	results := e.client.DoMulti(ctx, cmds...)
-	e.m.ObserveRedisCommand("EVAL", time.Since(began))
+	e.observeCommand("EVAL", time.Since(began))
 
 	var failed, quiet []int
 	var firstErr error

@@ -181,7 +181,7 @@ func (n *namespace) Publish(ctx context.Context, key string, ev fanout.Event) (s
 	ex, fingerprint := n.exec(p, key, ev, traceparentOf(e, ctx), redisDeadline)
 	res := publishScript.Exec(cctx, e.client, ex.Keys, ex.Args)
 	recv := time.Now()
-	e.m.ObserveRedisCommand("EVALSHA", recv.Sub(sent))
+	e.observeCommand("EVALSHA", recv.Sub(sent))
 	id, err := n.answer(ctx, p, key, ev, fingerprint, res, sent, recv)
 	switch {
 	case errors.Is(err, fanout.ErrReplayed):

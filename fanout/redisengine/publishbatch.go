@@ -58,7 +58,7 @@ func (n *namespace) PublishBatch(ctx context.Context, items []fanout.BatchItem) 
 	}
 	results := publishScript.ExecMulti(cctx, e.client, execs...)
 	recv := time.Now()
-	e.m.ObserveRedisCommand("EVALSHA", recv.Sub(sent))
+	e.observeCommand("EVALSHA", recv.Sub(sent))
 	for i, res := range results {
 		out[i].ID, out[i].Err = n.answer(ctx, parts[i], items[i].Key, items[i].Event, fps[i], res, sent, recv)
 	}

@@ -208,9 +208,9 @@ func (in *interest) send(ctx context.Context, b batch) {
 		}
 	}
 	if len(b.subs) > 0 {
-		e.m.ObserveRedisCommand("SSUBSCRIBE", time.Since(began))
+		e.observeCommand("SSUBSCRIBE", time.Since(began))
 	} else {
-		e.m.ObserveRedisCommand("SUNSUBSCRIBE", time.Since(began))
+		e.observeCommand("SUNSUBSCRIBE", time.Since(began))
 	}
 }
 

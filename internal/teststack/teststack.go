@@ -50,8 +50,10 @@ type Config struct {
 	MaxStreamsPerIP    int
 	MaxAPIConnsPerIP   int
 	MaxTopicsPerStream int
-	Health             []api.HealthCheck
-	StatusFunctions    func(ctx context.Context) []node.StatusFunction
+	// Subscriptions keeps server-side subscriptions (node.Config.Subscriptions); nil: in memory.
+	Subscriptions   node.SubscriptionStore
+	Health          []api.HealthCheck
+	StatusFunctions func(ctx context.Context) []node.StatusFunction
 	// GripPublish serves GRIP publishes on POST /publish/ (api.GripPublish), authorized by
 	// GripAuthorizer (nil: open).
 	GripPublish    bool
@@ -88,7 +90,7 @@ func New(cfg Config) (*Stack, error) {
 	sweep := cfg.HeartbeatInterval
 	n := node.New(node.Config{NodeID: cfg.NodeID, History: cfg.History, TopicEngine: cfg.TopicEngine, ClientEngine: cfg.ClientEngine,
 		Directory: cfg.Directory, DirectoryInterval: cfg.DirectoryInterval, SweepInterval: sweep, StatusFunctions: cfg.StatusFunctions,
-		Logger: cfg.Logger, Metrics: cfg.Metrics})
+		Subscriptions: cfg.Subscriptions, MaxTopicsPerStream: cfg.MaxTopicsPerStream, Logger: cfg.Logger, Metrics: cfg.Metrics})
 	origins := cors.New(cfg.CORSOrigins)
 	guard := api.NewAuth(cfg.AdminAuth, cfg.MetricsAuth, cfg.StreamAuth)
 	r := api.NewRouter(cfg.Logger)

@@ -4,6 +4,8 @@
 //
 //   /stream     Grip-Sig checked; Grip-Hold: stream on channels "news" and "pets/dogs" (prev-id 41),
 //               a keep-alive comment every 20 s, and a first event "welcome"
+//   /keepalive  Grip-Sig checked; Grip-Hold: stream on channel "ka" with serve-grip's usual keep-alive
+//               event (event: keep-alive, empty data) every second, mode idle, and no first event
 //   /plain      an ordinary JSON answer, no GRIP instruction
 //   /forbidden  403
 //
@@ -57,6 +59,20 @@ async function handle(req, res) {
       instruct.setKeepAlive(':\n\n', 20);
       res.writeHead(200, { 'Content-Type': 'text/event-stream' });
       res.end('event: welcome\ndata: {"hello": "stream"}\n\n');
+      return;
+    }
+    case '/keepalive': {
+      if (!isSigned) {
+        res.writeHead(401, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ error: 'Grip-Sig missing or wrong' }));
+        return;
+      }
+      const instruct = res.grip.startInstruct();
+      instruct.addChannel('ka');
+      instruct.setHoldStream();
+      instruct.setKeepAlive('event: keep-alive\ndata: \n\n', 1);
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      res.end();
       return;
     }
     case '/plain':
