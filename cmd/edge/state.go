@@ -47,8 +47,16 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		log.Error("redis: cannot connect at start; exiting", "redis", rc.Describe(), "err", err, "hint", redisx.Explain(err))
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	// The bus's per-partition pub/sub connections come from a client with small buffers (16 KiB
+	// instead of 0.5 MiB each way): one connection a partition, each idle most of the time.
+	pubsub, err := redisx.NewPubSubClient(rc, log)
+	if err != nil {
+		client.Close()
+		log.Error("redis: cannot connect at start; exiting", "redis", rc.Describe(), "err", err, "hint", redisx.Explain(err))
+		return nil, fmt.Errorf("redis: %w", err)
+	}
 	eng := redisengine.New(client, redisengine.Config{HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, Logger: log, Metrics: m,
-		ProbeInterval: cfg.RedisProbeEvery, ProbeTimeout: cfg.RedisProbeTimeout, Linger: cfg.RedisBusLinger})
+		ProbeInterval: cfg.RedisProbeEvery, ProbeTimeout: cfg.RedisProbeTimeout, Linger: cfg.RedisBusLinger, PubSub: pubsub})
 	// The engine and the other parts share one instrumentation (internal/redisx): a span, a deadline
 	// and an observation of every call. The engine applies it per call; the others share one view of
 	// the client that does.
@@ -68,7 +76,7 @@ func newState(cfg *config, log *slog.Logger, m *metrics.Metrics) (*state, error)
 		subs:       subsredis.New(shared, "sseedge", cfg.SubscriptionTTL),
 		sessions:   mcpredis.NewSessionStore(shared, "sseedge", mcp.DefaultSessionTTL, cfg.MCPSessionLease),
 		engine:     eng,
-		closeRedis: client.Close,
+		closeRedis: func() { pubsub.Close(); client.Close() },
 		m:          m,
 	}, nil
 }

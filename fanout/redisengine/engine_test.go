@@ -25,13 +25,27 @@ type node struct {
 	hub *fanout.Hub
 }
 
+// testPartitions is the partition count of newNode's engines.
+const testPartitions = 8
+
 func newNode(t *testing.T, addrs []string) *node {
+	t.Helper()
+	return newNodeWith(t, addrs, nil)
+}
+
+// newNodeWith is newNode with pubsub making the partitions' pub/sub connections (nil: the node's
+// client); the node closes it.
+func newNodeWith(t *testing.T, addrs []string, pubsub rueidis.Client) *node {
 	t.Helper()
 	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := redisengine.New(client, redisengine.Config{Partitions: 8, HistorySize: 100, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if pubsub != nil {
+		t.Cleanup(pubsub.Close) // after the engine's Close, registered below
+	}
+	eng := redisengine.New(client, redisengine.Config{Partitions: testPartitions, HistorySize: 100, PubSub: pubsub,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	hub := fanout.NewHub(fanout.Config{Engine: eng.Namespace("t")})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -11,3 +11,15 @@ func (e *Engine) Cursors() int {
 	defer e.gaps.mu.Unlock()
 	return len(e.gaps.roots)
 }
+
+// PubSubConnections is how many partitions have a pub/sub connection whose probe channel Redis
+// confirmed.
+func (e *Engine) PubSubConnections() int {
+	n := 0
+	for p := range e.cfg.Partitions {
+		if e.interest.probing(p) != nil {
+			n++
+		}
+	}
+	return n
+}

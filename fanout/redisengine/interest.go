@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/redis/rueidis"
 )
 
 // DefaultLinger is the default of Config.Linger: how long a root's channel stays subscribed after its
@@ -23,7 +21,9 @@ type rootSub struct {
 	fresh                   bool          // the next confirmation starts the root afresh from since
 	ready                   chan struct{} // closed by that confirmation
 	floor                   string        // the newest Last-Event-ID a stream resumed from while fresh
-	leaving                 bool          // SUNSUBSCRIBE sent: the subscription ends unless watched again
+	leaving                 bool          // SUNSUBSCRIBE due or sent: the subscription ends unless watched again
+	sent                    bool          // its SSUBSCRIBE went out on the partition's current connection
+	pending                 int           // SUNSUBSCRIBEs sent on that connection and not yet confirmed
 }
 
 // change is a hub's Watch or Unwatch, queued.
@@ -35,10 +35,11 @@ type change struct {
 
 // interest keeps one subscription per root that the node's hubs watch, on the root's own channel (in
 // the root's slot, beside its history). Watch and Unwatch only queue; one loop applies the changes in
-// batches, starts a subscription on a root's first watcher and sends SUNSUBSCRIBE once the root has had
-// none for the linger, so a root watched again within it costs Redis nothing. Each subscription is a
-// rueidis Receive, which rueidis pipelines with the others and renews after a reconnect; a Receive that
-// ends for any other reason than our SUNSUBSCRIBE is made again with back-off until confirmed.
+// batches, subscribes a root on its first watcher and sends SUNSUBSCRIBE once the root has had none for
+// the linger, so a root watched again within it costs Redis nothing. The roots of a partition share one
+// dedicated pub/sub connection (subconn.go), which takes them in one SSUBSCRIBE a batch: a watched root
+// costs its rootSub and cursor, not a goroutine. A connection that ends has every root of its
+// partition subscribed again, with back-off, on a new one; a root is retried until Redis confirms it.
 type interest struct {
 	e      *Engine
 	linger time.Duration
@@ -47,6 +48,7 @@ type interest struct {
 	roots map[string]*rootSub
 	idle  map[string]*rootSub // the roots lingering: not watched, not yet leaving
 	start []*rootSub          // subscriptions to make
+	parts []*partSubs         // per partition: its connection and the roots it carries
 	wake  chan struct{}
 }
 
@@ -54,6 +56,18 @@ func (in *interest) init(e *Engine) {
 	in.e, in.linger = e, e.cfg.Linger
 	in.roots, in.idle = map[string]*rootSub{}, map[string]*rootSub{}
 	in.wake = make(chan struct{}, 1)
+	in.parts = make([]*partSubs, e.cfg.Partitions)
+	for p := range in.parts {
+		in.parts[p] = &partSubs{in: in, p: p, roots: map[string]*rootSub{}}
+	}
+}
+
+// poke wakes the loop.
+func (in *interest) poke() {
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
 }
 
 // queue applies a change to the state and leaves what needs Redis to the loop. It is called with a
@@ -75,6 +89,10 @@ func (in *interest) queue(c change) {
 		if rs.leaving && !rs.watched { // watched again while its SUNSUBSCRIBE is on the way
 			rs.since, rs.fresh, rs.ready, rs.floor = c.at, true, make(chan struct{}), ""
 		}
+		if rs.leaving { // subscribe it again (Redis confirms even a channel still subscribed)
+			rs.leaving = false
+			in.start = append(in.start, rs)
+		}
 		rs.watched, rs.idle = true, time.Time{}
 	case rs != nil:
 		rs.watched, rs.idle = false, c.at
@@ -83,10 +101,7 @@ func (in *interest) queue(c change) {
 		}
 	}
 	in.mu.Unlock()
-	select {
-	case in.wake <- struct{}{}:
-	default:
-	}
+	in.poke()
 }
 
 // run applies the queued changes and ends lingering subscriptions until ctx ends.
@@ -96,6 +111,7 @@ func (in *interest) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			in.closeAll()
 			return
 		case <-in.wake:
 		case <-timer.C:
@@ -111,15 +127,15 @@ func (in *interest) run(ctx context.Context) {
 	}
 }
 
-// apply starts the subscriptions of newly watched roots, unsubscribes those idle for the linger, and
-// returns how long until the next one is due.
+// apply moves newly watched roots to their partitions, has those idle for the linger leave, sends
+// each partition's batch (sendAll), and returns how long until the next linger or retry is due.
 func (in *interest) apply(ctx context.Context, now time.Time) time.Duration {
 	e := in.e
-	var leave rueidis.Commands
-	var leaving []*rootSub
 	next := time.Hour
 	in.mu.Lock()
-	start := in.start
+	for _, rs := range in.start {
+		in.parts[rs.p].add(rs)
+	}
 	in.start = nil
 	for name, rs := range in.idle {
 		if due := rs.idle.Add(in.linger); due.After(now) {
@@ -127,88 +143,12 @@ func (in *interest) apply(ctx context.Context, now time.Time) time.Duration {
 			continue
 		}
 		delete(in.idle, name)
-		rs.leaving = true
-		leave = append(leave, e.client.B().Sunsubscribe().Channel(rs.channel).Build())
-		leaving = append(leaving, rs)
+		in.parts[rs.p].leave(rs)
 	}
 	held := len(in.roots)
 	in.mu.Unlock()
-
 	e.m.BusSubscriptions(held)
-	e.m.BusCommands(len(start), len(leave))
-	for _, rs := range start {
-		e.wg.Go(func() { in.keep(ctx, rs) })
-	}
-	if len(leave) > 0 {
-		began := time.Now()
-		cctx, cancel := context.WithTimeout(ctx, e.cfg.Timeout)
-		for i, r := range e.client.DoMulti(cctx, leave...) {
-			if err := r.Error(); err != nil && ctx.Err() == nil {
-				// Not sent, or not answered: the root lingers again and the SUNSUBSCRIBE is tried at the
-				// next turn (if it did end the subscription, keep makes it again and it lingers anew).
-				e.log.Debug("bus: unsubscribing a root's channel", "err", err)
-				in.mu.Lock()
-				if rs := leaving[i]; rs.leaving {
-					rs.leaving = false
-					if !rs.watched {
-						in.idle[rs.name] = rs
-						next = min(next, in.linger)
-					}
-				}
-				in.mu.Unlock()
-			}
-		}
-		cancel()
-		e.observeCommand("SUNSUBSCRIBE", time.Since(began))
-	}
-	return next
-}
-
-// keep holds rs's subscription: it is made again, with back-off, whenever it ends other than by the
-// loop's SUNSUBSCRIBE, and ends when that comes with the root still unwatched.
-func (in *interest) keep(ctx context.Context, rs *rootSub) {
-	e := in.e
-	hooked := rueidis.WithOnSubscriptionHook(ctx, func(s rueidis.PubSubSubscription) {
-		if s.Kind == "ssubscribe" {
-			in.confirmed(rs)
-		}
-	})
-	backoff := 50 * time.Millisecond
-	for {
-		began := time.Now()
-		err := e.client.Receive(hooked, e.client.B().Ssubscribe().Channel(rs.channel).Build(), func(m rueidis.PubSubMessage) {
-			e.receive(m.Message)
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		in.mu.Lock()
-		if rs.leaving && !rs.watched {
-			delete(in.roots, rs.name)
-			held := len(in.roots)
-			e.gaps.forget(rs.name)
-			in.mu.Unlock()
-			e.m.BusSubscriptions(held)
-			return
-		}
-		leaving := rs.leaving
-		rs.leaving = false
-		in.mu.Unlock()
-		e.m.BusCommands(1, 0)
-		if leaving { // watched again while it was leaving: subscribe again at once
-			continue
-		}
-		if time.Since(began) > 10*time.Second {
-			backoff = 50 * time.Millisecond
-		}
-		e.log.Warn("redis root subscription lost; renewing", "channel", rs.channel, "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Second)
-	}
+	return min(next, in.sendAll(ctx, now))
 }
 
 // confirmed is Redis confirming rs's subscription, on the connection's reader, before any message the

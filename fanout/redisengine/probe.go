@@ -37,10 +37,12 @@ type BusState struct {
 // a connection wedged on the path, a subscription a failover left behind, a server that no longer
 // takes writes (centrifugal/centrifugo#1189). So every interval the node publishes a nonce on each
 // partition's channel, which covers each pub/sub connection it depends on, and expects each back on
-// its own subscription within the timeout. A partition whose probe does not come back marks the bus
-// down, is counted, and has its subscription renewed (a catch-up then fills what it missed); the bus
-// is up again after a round in which every probe came back. A subscription that rueidis reports
-// lost marks the bus down at once.
+// its own subscription within the timeout, and back on the partition's dedicated connection too when
+// it has one (subconn.go: the roots' channels ride on it). A partition whose probe does not come back
+// marks the bus down, is counted, and has its subscription renewed (a catch-up then fills what it
+// missed); a dedicated connection that missed it is closed, so its roots are subscribed again on a
+// new one and catch up from history. The bus is up again after a round in which every probe came
+// back. A subscription that rueidis reports lost marks the bus down at once.
 type liveness struct {
 	e        *Engine
 	interval time.Duration
@@ -126,12 +128,19 @@ func (l *liveness) round(parent context.Context) {
 
 	n := e.cfg.Partitions
 	back := make([]chan struct{}, n)
+	deaf := make([]chan struct{}, n) // the probes on the partitions' dedicated connections
+	conns := make([]*subConn, n)
 	cmds := make(rueidis.Commands, n)
 	for p := range n {
 		nonce := prefix + strconv.Itoa(p)
 		back[p] = make(chan struct{})
 		e.probes.Store(nonce, back[p])
 		defer e.probes.Delete(nonce)
+		if conns[p] = e.interest.probing(p); conns[p] != nil {
+			deaf[p] = make(chan struct{})
+			e.probes.Store(dedicatedProbe+nonce, deaf[p])
+			defer e.probes.Delete(dedicatedProbe + nonce)
+		}
 		cmds[p] = e.client.B().Eval().Script(probeScript).Numkeys(1).Key(e.channel(p)).Arg("\x00" + nonce).Build()
 	}
 	results := e.client.DoMulti(ctx, cmds...)
@@ -142,23 +151,23 @@ func (l *liveness) round(parent context.Context) {
 	for p, r := range results {
 		err := r.Error()
 		if err == nil {
-			select {
-			case <-back[p]: // first on its own: past the deadline, select would pick at random
-				continue
-			default:
+			err = l.back(ctx, back[p])
+		}
+		shared := err != nil // the shared subscription of the partition's channel failed it
+		if err == nil && deaf[p] != nil {
+			if err = l.back(ctx, deaf[p]); err != nil && parent.Err() == nil {
+				err = fmt.Errorf("on its roots' connection: %w", err)
+				e.interest.deaf(p, conns[p]) // made again, its roots subscribed again and caught up
 			}
-			select {
-			case <-back[p]:
-				continue
-			case <-ctx.Done():
-				err = fmt.Errorf("not back within %v", l.timeout)
-			}
+		}
+		if err == nil {
+			continue
 		}
 		if parent.Err() != nil {
 			return // the engine is closing: nothing was learnt
 		}
 		failed = append(failed, p)
-		if _, refused := rueidis.IsRedisErr(err); !refused { // Redis refusing the probe says nothing of the subscription
+		if _, refused := rueidis.IsRedisErr(err); !refused && shared { // Redis refusing the probe says nothing of the subscription
 			quiet = append(quiet, p)
 		}
 		if firstErr == nil {
@@ -182,6 +191,21 @@ func (l *liveness) round(parent context.Context) {
 	defer l.mu.Unlock()
 	if began.After(l.downAt) { // nothing marked it down since this round began
 		l.up(began)
+	}
+}
+
+// back waits for a probe to come back on ch until ctx ends.
+func (l *liveness) back(ctx context.Context, ch chan struct{}) error {
+	select {
+	case <-ch: // first on its own: past the deadline, select would pick at random
+		return nil
+	default:
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("not back within %v", l.timeout)
 	}
 }
 

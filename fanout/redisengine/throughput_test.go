@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/rueidis"
+
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/internal/redistest"
+	"github.com/sseedge/sseedge/internal/redisx"
 )
 
 // TestPublishThroughput measures, when SSEEDGE_MEASURE is set, publishes per second through a hub into
@@ -66,28 +69,59 @@ func TestPublishThroughput(t *testing.T) {
 }
 
 // TestSubscriptionCost measures, when SSEEDGE_MEASURE is set, what a watched root costs a node in
-// memory and goroutines (each root's subscription is a rueidis Receive of its own).
+// memory and goroutines. The roots of a partition share its dedicated pub/sub connection, made at
+// Start, so the goroutines grow with the partitions (a connection's reader and writer and the watch of
+// its end), never with the roots. It reports the node with its connections, then 10,000 watched
+// roots and 10,000 more, with the connections made by the engine's client (rueidis's default
+// buffers) and by a pub/sub client as redisx makes it.
 func TestSubscriptionCost(t *testing.T) {
 	if os.Getenv("SSEEDGE_MEASURE") == "" {
 		t.Skip("a measurement: set SSEEDGE_MEASURE=1")
 	}
-	const roots = 10000
-	n := newNode(t, []string{redistest.StartSingle(t).Addr()})
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	g0 := runtime.NumGoroutine()
-	for i := range roots {
-		n.hub.Subscribe("/c"+strconv.Itoa(i), newRecorder(), false, "")
-	}
-	for i := range roots {
-		if err := n.eng.Ready(t.Context(), "t", "/c"+strconv.Itoa(i)); err != nil {
+	addrs := []string{redistest.StartSingle(t).Addr()}
+	t.Run("engine client", func(t *testing.T) { measureRoots(t, addrs, nil) })
+	t.Run("pubsub client", func(t *testing.T) {
+		pubsub, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true,
+			ReadBufferEachConn: redisx.PubSubBuffer, WriteBufferEachConn: redisx.PubSubBuffer, RingScaleEachConn: redisx.PubSubRingScale})
+		if err != nil {
 			t.Fatal(err)
 		}
+		measureRoots(t, addrs, pubsub)
+	})
+}
+
+// measureRoots starts a node, watches 10,000 roots on it, then 10,000 more, and reports what each
+// step cost.
+func measureRoots(t *testing.T, addrs []string, pubsub rueidis.Client) {
+	const roots = 10000
+	inUse := func() int64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapInuse + m.StackInuse)
 	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	mem := int64(after.HeapInuse+after.StackInuse) - int64(before.HeapInuse+before.StackInuse)
-	t.Logf("%d watched roots: %d goroutines more, %.0f B of heap and stack a root (recorders included)",
-		roots, runtime.NumGoroutine()-g0, float64(mem)/roots)
+	m0, g0 := inUse(), runtime.NumGoroutine()
+	n := newNodeWith(t, addrs, pubsub)
+	waitFor(t, "the partitions' connections", func() bool { return n.eng.PubSubConnections() == testPartitions })
+	watch := func(from, to int) {
+		for i := from; i < to; i++ {
+			n.hub.Subscribe("/c"+strconv.Itoa(i), newRecorder(), false, "")
+		}
+		for i := from; i < to; i++ {
+			if err := n.eng.Ready(t.Context(), "t", "/c"+strconv.Itoa(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	m1, g1 := inUse(), runtime.NumGoroutine()
+	watch(0, roots)
+	m2, g2 := inUse(), runtime.NumGoroutine()
+	watch(roots, 2*roots)
+	m3, g3 := inUse(), runtime.NumGoroutine()
+	t.Logf("node started (client, engine, hub, %d partitions' connections): %d goroutines, %d KiB", testPartitions, g1-g0, (m1-m0)>>10)
+	t.Logf("%d watched roots: %d goroutines more, %.0f B of heap and stack a root (recorders included)", roots, g2-g1, float64(m2-m1)/roots)
+	t.Logf("%d roots more: %d goroutines more, %.0f B a root", roots, g3-g2, float64(m3-m2)/roots)
+	if g2-g1 > 4 || g3-g2 > 4 { // a history read's goroutine may not have returned yet
+		t.Errorf("watched roots cost %d goroutines, then %d more; want none", g2-g1, g3-g2)
+	}
 }
