@@ -21,7 +21,7 @@ type busMessage struct {
 	ns, key     string
 	id          string // the event's Redis ID; "" for an end marker, which is in no history
 	prev        string // the root's previous event ID, as the publish script saw it
-	chained     bool   // the message names prev (End and Refresh messages, which history keeps not, send none)
+	chained     bool   // the message names prev (End and Refresh, kept in no history, send none; nor did nodes that predate gap detection)
 	traceparent string
 	frame       *fanout.Frame
 }
@@ -58,7 +58,7 @@ type gaps struct {
 // the subscription's reader. Only roots this node holds streams of get a cursor: every node hears every
 // root on the bus, and most are other nodes' business.
 func (g *gaps) receive(m busMessage, local fanout.Local) {
-	if !m.chained && m.id != "" { // an event without prev: nothing to go by (End and Refresh have no id either)
+	if !m.chained && m.id != "" { // an event without prev, from a node that predates gap detection: nothing to go by
 		g.e.dispatch(m, local)
 		return
 	}
