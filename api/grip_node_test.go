@@ -1,15 +1,11 @@
 package api_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,33 +26,7 @@ func gripRig(t *testing.T) (node, dir string) {
 func startServeGrip(t *testing.T, key string) string {
 	t.Helper()
 	node, dir := gripRig(t)
-	cmd := exec.Command(node, "function.mjs")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GRIP_KEY="+key)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Logf("function.mjs: %v\n%s", err, stderr.String())
-		}
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("function.mjs did not start: %v\n%s", err, stderr.String())
-	}
-	var ready struct{ Port int }
-	if err := json.Unmarshal([]byte(line), &ready); err != nil || ready.Port == 0 {
-		t.Fatalf("function.mjs said %q: %v", line, err)
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d", ready.Port)
+	return testutil.StartNodeServer(t, node, dir, "function.mjs", "GRIP_KEY="+key)
 }
 
 // publishWithGrip runs @fanoutio/grip's Publisher (publish.mjs) with config against the edge and returns

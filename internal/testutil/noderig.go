@@ -1,12 +1,16 @@
 package testutil
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -68,4 +72,38 @@ func rigDir(t testing.TB, name, src string, files []string) string {
 		}
 	}
 	return dir
+}
+
+// StartNodeServer runs script (a server of a rig, in dir) with env added and returns its base URL: the
+// script must print one JSON line {"port": N} once it listens. The process is stopped (SIGTERM) and
+// waited for when the test ends; its stderr is logged if it fails.
+func StartNodeServer(t testing.TB, node, dir, script string, env ...string) string {
+	t.Helper()
+	cmd := exec.Command(node, script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Logf("%s: %v\n%s", script, err, stderr.String())
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("%s did not start: %v\n%s", script, err, stderr.String())
+	}
+	var ready struct{ Port int }
+	if err := json.Unmarshal([]byte(line), &ready); err != nil || ready.Port == 0 {
+		t.Fatalf("%s said %q: %v", script, line, err)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", ready.Port)
 }
