@@ -1,11 +1,8 @@
 package api_test
 
 import (
-	"context"
 	"encoding/json"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -35,21 +32,7 @@ func publishWithGrip(t *testing.T, config map[string]string, publishes string) m
 	t.Helper()
 	node, dir := gripRig(t)
 	cfg, _ := json.Marshal(config)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "publish.mjs", string(cfg), publishes)
-	cmd.Dir = dir
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("publish.mjs: %v\n%s", err, stderr.String())
-	}
-	var res map[string]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("publish.mjs said %q: %v", out, err)
-	}
-	return res
+	return testutil.RunNodeScript(t, node, dir, "publish.mjs", string(cfg), publishes)
 }
 
 // TestServeGripThroughEdge: a function on @fanoutio/serve-grip, behind the edge, verifies the edge's

@@ -1,13 +1,11 @@
 package grip_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -224,21 +222,7 @@ func TestGripPublisher(t *testing.T) {
 	publish := func(config map[string]string, publishes string) map[string]any {
 		t.Helper()
 		cfg, _ := json.Marshal(config)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, node, "publish.mjs", string(cfg), publishes)
-		cmd.Dir = dir
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("publish.mjs: %v\n%s", err, stderr.String())
-		}
-		var res map[string]any
-		if err := json.Unmarshal(out, &res); err != nil {
-			t.Fatalf("publish.mjs said %q: %v", out, err)
-		}
-		return res
+		return testutil.RunNodeScript(t, node, dir, "publish.mjs", string(cfg), publishes)
 	}
 
 	res := publish(map[string]string{"control_uri": srv.URL + "/", "key": "admin-token"}, `[

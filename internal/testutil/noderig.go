@@ -107,3 +107,24 @@ func StartNodeServer(t testing.TB, node, dir, script string, env ...string) stri
 	}
 	return fmt.Sprintf("http://127.0.0.1:%d", ready.Port)
 }
+
+// RunNodeScript runs script (in a rig's dir) with args, bounded to 30 s, and returns the JSON object it
+// printed; a failure, or output that is not one, fails the test with the script's stderr.
+func RunNodeScript(t testing.TB, node, dir, script string, args ...string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
+	}
+	var res map[string]any
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("%s said %q: %v", script, out, err)
+	}
+	return res
+}
