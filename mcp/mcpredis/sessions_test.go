@@ -3,7 +3,6 @@ package mcpredis_test
 import (
 	"context"
 	"errors"
-	"strconv"
 	"testing"
 	"time"
 
@@ -29,16 +28,7 @@ func newClient(t *testing.T, addr string) rueidis.Client {
 
 // pttl is the remaining life of session id's key, in ms.
 func pttl(t *testing.T, addr, id string) int64 {
-	t.Helper()
-	v, err := redistest.Do(addr, "PTTL", "t:mcp:{"+id+"}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		t.Fatalf("PTTL = %q", v)
-	}
-	return n
+	return redistest.PTTL(t, addr, "t:mcp:{"+id+"}")
 }
 
 // TestSessionStore: sessions created on one node are read on another; an ID is taken once; a deleted

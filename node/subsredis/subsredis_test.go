@@ -30,16 +30,7 @@ func newClient(t *testing.T, addr string) rueidis.Client {
 
 // pttl is the remaining life of client's set, in ms (-2: no set).
 func pttl(t *testing.T, addr, client string) int64 {
-	t.Helper()
-	v, err := redistest.Do(addr, "PTTL", "t:subs:{"+client+"}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		t.Fatalf("PTTL = %q", v)
-	}
-	return n
+	return redistest.PTTL(t, addr, "t:subs:{"+client+"}")
 }
 
 // TestStore: a set added through one node is read through another; the bound refuses an add that would
