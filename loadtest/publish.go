@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 )
@@ -45,9 +44,7 @@ func runPublish(ctx context.Context, cfg publishConfig, out output) (publishResu
 	res := publishResult{Mode: "publish", URL: cfg.url, Requests: cfg.n, Batch: max(1, cfg.batch), Concurrency: cfg.c}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: cfg.c, DisableCompression: true,
-	}}
+	client := newCallClient(cfg.c)
 	defer client.CloseIdleConnections()
 
 	data := strings.Repeat("x", max(1, cfg.size))
