@@ -41,6 +41,11 @@ func decodeEvent(body []byte) (fanout.Event, *apiError) {
 	if err := json.Unmarshal(body, &pb); err != nil {
 		return fanout.Event{}, &apiError{fasthttp.StatusBadRequest, "bad_json", "body must be a JSON object: " + err.Error()}
 	}
+	return pb.event()
+}
+
+// event is the event a decoded publish body describes.
+func (pb publishBody) event() (fanout.Event, *apiError) {
 	if len(pb.Data) == 0 {
 		return fanout.Event{}, &apiError{fasthttp.StatusBadRequest, "missing_data", "field data is required"}
 	}

@@ -29,6 +29,7 @@ type batchBody struct {
 // batchItem is one item: its topic beside the fields of a publish body.
 type batchItem struct {
 	Topic string `json:"topic"`
+	publishBody
 }
 
 // itemResult answers one item: its event's ID, or why it was not published.
@@ -77,7 +78,7 @@ func (c *Core) handlePublishBatch(ctx *fasthttp.RequestCtx) {
 			results[i] = itemResult{Error: "topics under " + node.ReservedTopicPrefix + " are the edge's own", Code: "reserved_topic"}
 			continue
 		}
-		ev, aerr := decodeEvent(raw)
+		ev, aerr := it.event()
 		if aerr != nil {
 			results[i] = itemResult{Error: aerr.msg, Code: aerr.code}
 			continue

@@ -20,21 +20,22 @@ func TestPublishBatch(t *testing.T) {
 		{"topic": "/news", "data": {"headline": "hi"}},
 		{"topic": "/pets", "data": "two", "id": "own-1"},
 		{"topic": "", "data": "x"},
-		{"topic": "/news", "data": ""}
+		{"topic": "/news", "data": ""},
+		"not an object"
 	]}`)
 	if code != 200 {
 		t.Fatalf("batch publish: %d %v", code, out)
 	}
 	results := out["results"].([]any)
-	if len(results) != 5 {
-		t.Fatalf("%d results; want 5: %v", len(results), results)
+	if len(results) != 6 {
+		t.Fatalf("%d results; want 6: %v", len(results), results)
 	}
 	res := func(i int) map[string]any { return results[i].(map[string]any) }
 	if res(2)["id"] != "own-1" || res(0)["id"] == nil || res(1)["id"] == nil {
 		t.Fatalf("results %v", results)
 	}
-	if res(3)["code"] != "bad_topic" || res(4)["code"] != "empty_data" {
-		t.Fatalf("results of the invalid items %v, %v", res(3), res(4))
+	if res(3)["code"] != "bad_topic" || res(4)["code"] != "empty_data" || res(5)["code"] != "bad_json" {
+		t.Fatalf("results of the invalid items %v, %v, %v", res(3), res(4), res(5))
 	}
 	if ev := pets.next(t); ev.Type != "bark" || ev.Data != "woof" || ev.LastEventID != res(0)["id"] {
 		t.Errorf("pets got %+v first", ev)

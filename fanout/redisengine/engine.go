@@ -148,6 +148,7 @@ type Engine struct {
 	interest interest      // the per-root subscriptions (interest.go)
 	received atomic.Uint64 // event messages heard on the bus (BusStats)
 	unwanted atomic.Uint64 // of which no local stream read the root
+	gapFills atomic.Uint64 // history reads that filled a gap in a root's bus messages (BusStats)
 	resumes  chan struct{} // a slot per resume reading history (Config.ResumeReads)
 	clocks   []clock       // per partition: a bound of its Redis server's clock (publish.go)
 	epoch    time.Time     // this node's clock as Engine.local counts it

@@ -269,6 +269,9 @@ func TestGapFilledFromHistory(t *testing.T) {
 		if got := dogs.wait(t, 3); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("subscriber of /pets/dogs got %v; want %v", got, want)
 		}
+		if gaps := a.eng.BusStats().Gaps + b.eng.BusStats().Gaps; gaps != 2 {
+			t.Errorf("the nodes filled %d gaps; want 2, one each", gaps)
+		}
 	})
 }
 

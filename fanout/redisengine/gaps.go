@@ -114,6 +114,7 @@ func (g *gaps) receive(m busMessage, local fanout.Local) {
 		from := c.last
 		c.filling, c.waiting, c.heard = true, append(c.waiting[:0], m), now
 		g.mu.Unlock()
+		g.e.gapFills.Add(1)
 		g.e.wg.Go(func() { g.fill(name, m.ns, m.key, from, m.prev, local) })
 		return
 	default:

@@ -186,10 +186,11 @@ func (in *interest) wait(ctx context.Context, ns, root string) {
 }
 
 // BusStats is what the bus has cost this node: the event messages it received, those of them no local
-// stream read, and the per-root subscriptions it holds now.
+// stream read, the gaps in a root's events it read history to fill, and the per-root subscriptions it
+// holds now.
 type BusStats struct {
-	Received, Unwanted uint64
-	Subscriptions      int
+	Received, Unwanted, Gaps uint64
+	Subscriptions            int
 }
 
 // BusStats reports the bus's cost so far (also in the sseedge_bus_* metrics).
@@ -197,7 +198,7 @@ func (e *Engine) BusStats() BusStats {
 	e.interest.mu.Lock()
 	n := len(e.interest.roots)
 	e.interest.mu.Unlock()
-	return BusStats{Received: e.received.Load(), Unwanted: e.unwanted.Load(), Subscriptions: n}
+	return BusStats{Received: e.received.Load(), Unwanted: e.unwanted.Load(), Gaps: e.gapFills.Load(), Subscriptions: n}
 }
 
 // resumed notes that a stream of a watched root resumes from lastID (a Redis ID): what it has seen

@@ -2,6 +2,7 @@ package redisengine_test
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,6 +132,12 @@ func TestPublishBatch(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		for _, r := range roots { // so that every event of the batch has a predecessor to name
+			if _, _, err := a.hub.Publish(t.Context(), r, fanout.Event{Data: []byte("first")}); err != nil {
+				t.Fatal(err)
+			}
+			recs[r].wait(t, 1)
+		}
 		var items []fanout.BatchItem
 		for i := range 400 {
 			items = append(items, fanout.BatchItem{Key: roots[i%len(roots)] + "/x", Event: fanout.Event{Data: []byte(strconv.Itoa(i))}})
@@ -148,7 +155,7 @@ func TestPublishBatch(t *testing.T) {
 			t.Fatal("the item with a bad event name was published")
 		}
 		for _, r := range roots {
-			got := recs[r].wait(t, len(want[r]))
+			got := recs[r].wait(t, 1+len(want[r]))[1:]
 			if len(got) != len(want[r]) {
 				t.Fatalf("%s: %d events; want %d", r, len(got), len(want[r]))
 			}
@@ -157,6 +164,59 @@ func TestPublishBatch(t *testing.T) {
 					t.Fatalf("%s: event %d is %s; want %s", r, i, got[i], want[r][i])
 				}
 			}
+		}
+		if gaps := b.eng.BusStats().Gaps; gaps != 0 {
+			t.Fatalf("node b read history to fill %d gaps; want none: each event names its predecessor", gaps)
+		}
+	})
+}
+
+// TestPublishBatchIdempotency: within one root's run of a batch, an item whose idempotency key an
+// earlier item (or an earlier batch) used is answered with that item's ID and not applied again, one
+// whose key was used for another event is refused, and the other items are applied around them, in
+// order, once each.
+func TestPublishBatchIdempotency(t *testing.T) {
+	eachRedis(t, func(t *testing.T, addrs []string) {
+		a, b := newNode(t, addrs), newNode(t, addrs)
+		rec := newRecorder()
+		b.hub.Subscribe("/orders", rec, false, "")
+		if err := b.eng.Ready(t.Context(), "t", "/orders"); err != nil {
+			t.Fatal(err)
+		}
+		shipped := fanout.Event{Data: []byte("shipped"), IdempotencyKey: "order-7"}
+		items := []fanout.BatchItem{
+			{Key: "/orders/7", Event: fanout.Event{Data: []byte("created")}},
+			{Key: "/orders/7", Event: shipped},
+			{Key: "/orders/7", Event: shipped},
+			{Key: "/orders/7", Event: fanout.Event{Data: []byte("cancelled"), IdempotencyKey: "order-7"}},
+			{Key: "/orders/8", Event: fanout.Event{Data: []byte("created")}},
+		}
+		res := a.hub.PublishBatch(t.Context(), items)
+		for _, i := range []int{0, 1, 4} {
+			if res[i].Err != nil || res[i].ID == "" || res[i].Delivered == fanout.Replayed {
+				t.Fatalf("item %d: %+v; want applied", i, res[i])
+			}
+		}
+		if res[2].Err != nil || res[2].ID != res[1].ID || res[2].Delivered != fanout.Replayed {
+			t.Fatalf("item 2 (the key again, same event): %+v; want %s, Replayed", res[2], res[1].ID)
+		}
+		if !errors.Is(res[3].Err, fanout.ErrIdempotencyConflict) {
+			t.Fatalf("item 3 (the key again, another event): %+v; want ErrIdempotencyConflict", res[3])
+		}
+		again := a.hub.PublishBatch(t.Context(), []fanout.BatchItem{{Key: "/orders/7", Event: shipped}})
+		if again[0].Err != nil || again[0].ID != res[1].ID || again[0].Delivered != fanout.Replayed {
+			t.Fatalf("the key in a later batch: %+v; want %s, Replayed", again[0], res[1].ID)
+		}
+		marker, _, err := a.hub.Publish(t.Context(), "/orders/9", fanout.Event{Data: []byte("marker")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{res[0].ID, res[1].ID, res[4].ID, marker}
+		if got := rec.wait(t, len(want)); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("the subscriber got %v; want %v, once each", got, want)
+		}
+		if gaps := b.eng.BusStats().Gaps; gaps != 0 {
+			t.Fatalf("node b read history to fill %d gaps; want none", gaps)
 		}
 	})
 }
