@@ -246,3 +246,26 @@ func TestFanoutAgainstFloor(t *testing.T) {
 		t.Fatalf("Serve: %v", err)
 	}
 }
+
+// TestChurnAgainstBaseline: streams opening and closing in a loop against the baseline server while two
+// stay; the two get every event of their topic once, in order (their heartbeats, numeric too, are not
+// taken for events), and the opens are counted. The baseline has no bus: its commands read as 0.
+func TestChurnAgainstBaseline(t *testing.T) {
+	url := startBaseline(t)
+	cfg := churnConfig{url: url, streams: 20, roots: 5, stay: 2, duration: 400 * time.Millisecond, rate: 200,
+		srcIPs: 8, timeout: 30 * time.Second}
+	res, err := runChurn(context.Background(), cfg, output{w: io.Discard, jsonOnly: true})
+	if err != nil {
+		t.Fatalf("runChurn: %v (%+v)", err, res)
+	}
+	if res.Opens < int64(cfg.streams) || res.OpenErrors != 0 || res.Published < 2 {
+		t.Fatalf("result %+v", res)
+	}
+	if res.StayedWanted != res.Published || res.StayedGot != res.StayedWanted || res.StayedMissing != 0 || res.OutOfOrder != 0 {
+		t.Fatalf("the streams that stayed: %+v", res)
+	}
+	cfg.stay = 6
+	if _, err := runChurn(context.Background(), cfg, output{w: io.Discard, jsonOnly: true}); err == nil {
+		t.Fatal("more streams to stay than roots was accepted")
+	}
+}

@@ -4,6 +4,7 @@
 //	go run ./loadtest idle   -url http://127.0.0.1:8080 -n 19000 -pid <server pid> [-hold 10s]
 //	go run ./loadtest fanout -url http://127.0.0.1:8080 -subs 10000 -topic /bench -events 200 [-rate 0]
 //	go run ./loadtest invoke -url http://127.0.0.1:8080 -fn NAME -n 2000 -c 16 [-direct URL]
+//	go run ./loadtest churn  -url http://127.0.0.1:8080 -streams 2000 -roots 100 -duration 30s
 //	go run ./loadtest nodes  -urls http://127.0.0.1:8081,http://127.0.0.1:8082 -clients 400 -events 4000
 //
 // idle holds N streams and reports server memory per stream; fanout measures deliveries per second and
@@ -28,7 +29,7 @@ import (
 	"time"
 )
 
-const usage = `usage: loadtest <idle|fanout|invoke|nodes|publish> [flags]   (loadtest <mode> -h lists the flags)`
+const usage = `usage: loadtest <idle|fanout|invoke|nodes|publish|churn> [flags]   (loadtest <mode> -h lists the flags)`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -106,6 +107,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.BoolVar(&cfg.json, "json", false, "print only the final single-line JSON summary")
 		jsonOnly = &cfg.json
 		exec = func() (any, error) { return runPublish(ctx, cfg, output{w: stdout, jsonOnly: cfg.json}) }
+	case "churn":
+		var cfg churnConfig
+		fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8080", "base URL of the node")
+		fs.IntVar(&cfg.streams, "streams", 2000, "streams opening and closing in a loop, one worker each")
+		fs.IntVar(&cfg.roots, "roots", 100, "topics (each its own root) the streams cycle over")
+		fs.IntVar(&cfg.stay, "stay", 10, "streams that stay open for the run, one on each of the first topics, checked for every event once, in order")
+		fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "how long the streams churn")
+		fs.Float64Var(&cfg.rate, "rate", 200, "most events per second, round robin over the topics whose streams stay")
+		fs.IntVar(&cfg.srcIPs, "src-ips", 64, "loopback targets: spread connections over this many 127.0.y.z source addresses (0: let the kernel pick)")
+		fs.StringVar(&cfg.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
+		fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")
+		fs.BoolVar(&cfg.json, "json", false, "print only the final single-line JSON summary")
+		jsonOnly = &cfg.json
+		exec = func() (any, error) { return runChurn(ctx, cfg, output{w: stdout, jsonOnly: cfg.json}) }
 	case "nodes":
 		var cfg nodesConfig
 		fs.StringVar(&cfg.urls, "urls", "http://127.0.0.1:8081,http://127.0.0.1:8082", "comma-separated base URLs of the nodes (one Redis)")

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/rueidis"
 
 	"github.com/sseedge/sseedge/fanout"
 	"github.com/sseedge/sseedge/fanout/redisengine"
 	"github.com/sseedge/sseedge/internal/redistest"
+	"github.com/sseedge/sseedge/metrics"
 )
 
 // testLinger is the linger of the interest tests: long enough for a reconnect, short for a test.
@@ -25,6 +27,24 @@ type busNode struct {
 	topics  *fanout.Hub
 	clients *fanout.Hub
 	client  rueidis.Client
+	reg     *prometheus.Registry // the engine's metrics
+}
+
+// metric is the value of the node's metric name (a counter or gauge without labels).
+func (n *busNode) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := n.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			m := f.GetMetric()[0]
+			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 func newBusNode(t *testing.T, addrs []string) *busNode {
@@ -33,9 +53,10 @@ func newBusNode(t *testing.T, addrs []string) *busNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
 	eng := redisengine.New(client, redisengine.Config{Partitions: 8, HistorySize: 1000, Linger: testLinger,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	n := &busNode{eng: eng, client: client,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: metrics.New(reg)})
+	n := &busNode{eng: eng, client: client, reg: reg,
 		topics:  fanout.NewHub(fanout.Config{Engine: eng.Namespace("t")}),
 		clients: fanout.NewHub(fanout.Config{Engine: eng.Namespace("c")})}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -196,6 +217,9 @@ func TestNoSubscriberNoMessages(t *testing.T) {
 		}
 		if took > testLinger+250*time.Millisecond {
 			t.Errorf("unsubscribed after %v; want within the linger %v plus a round trip", took, testLinger)
+		}
+		if held := a.metric(t, "sseedge_bus_subscriptions"); held != 0 {
+			t.Errorf("sseedge_bus_subscriptions is %v once the subscription is gone; want 0", held)
 		}
 		heard := a.eng.BusStats().Received
 		for i := range 20 {

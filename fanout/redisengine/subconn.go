@@ -90,6 +90,8 @@ func (ps *partSubs) drop(rs *rootSub) {
 	delete(ps.in.roots, rs.name)
 	delete(ps.roots, rs.channel)
 	ps.in.e.gaps.forget(rs.name)
+	// The SUNSUBSCRIBE's confirmation comes after the turn of the loop that sent it set the gauge.
+	ps.in.e.m.BusSubscriptions(len(ps.in.roots))
 }
 
 // batch is what one turn of the loop sends on one partition's connection.
