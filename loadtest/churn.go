@@ -27,9 +27,7 @@ type churnConfig struct {
 	duration time.Duration
 	rate     float64
 	srcIPs   int
-	token    string
-	timeout  time.Duration
-	json     bool
+	callFlags
 }
 
 // churnResult is the churn mode's summary.
@@ -84,11 +82,7 @@ func runChurn(ctx context.Context, cfg churnConfig, out output) (churnResult, er
 		readers.Go(func() { stayed[i].read(resp.Body) })
 	}
 
-	subs0, err := scrape(ctx, base, "sseedge_bus_subscribe_commands_total")
-	if err != nil {
-		return res, err
-	}
-	unsubs0, err := scrape(ctx, base, "sseedge_bus_unsubscribe_commands_total")
+	subs0, unsubs0, err := busCommands(ctx, base)
 	if err != nil {
 		return res, err
 	}
@@ -181,11 +175,7 @@ publishing:
 		}
 		sleepCtx(ctx, 20*time.Millisecond)
 	}
-	subs1, err := scrape(ctx, base, "sseedge_bus_subscribe_commands_total")
-	if err != nil {
-		return res, err
-	}
-	unsubs1, err := scrape(ctx, base, "sseedge_bus_unsubscribe_commands_total")
+	subs1, unsubs1, err := busCommands(ctx, base)
 	if err != nil {
 		return res, err
 	}
@@ -215,6 +205,15 @@ publishing:
 		return res, fmt.Errorf("no stream opened (%d failures)", res.OpenErrors)
 	}
 	return res, nil
+}
+
+// busCommands reads the node's SSUBSCRIBE and SUNSUBSCRIBE commands so far.
+func busCommands(ctx context.Context, base string) (subs, unsubs float64, err error) {
+	if subs, err = scrape(ctx, base, "sseedge_bus_subscribe_commands_total"); err != nil {
+		return 0, 0, err
+	}
+	unsubs, err = scrape(ctx, base, "sseedge_bus_unsubscribe_commands_total")
+	return subs, unsubs, err
 }
 
 // churnEvent names the events the churn mode publishes (a stream's heartbeats have numeric data too).

@@ -40,6 +40,19 @@ func (c *clientFlags) register(fs *flag.FlagSet, readDelay time.Duration) {
 	fs.StringVar(&c.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token for publish and invoke calls (default $ADMIN_TOKEN)")
 }
 
+// callFlags are the flags the modes that call the API share.
+type callFlags struct {
+	token   string
+	timeout time.Duration
+	json    bool
+}
+
+func (c *callFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
+	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up after this long")
+	fs.BoolVar(&c.json, "json", false, "print only the final single-line JSON summary")
+}
+
 // output prints human-readable lines unless the run wants JSON only; the summary always goes last.
 type output struct {
 	w        io.Writer

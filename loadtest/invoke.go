@@ -22,9 +22,7 @@ type invokeConfig struct {
 	warmup  int
 	payload string
 	direct  string
-	token   string
-	timeout time.Duration
-	json    bool
+	callFlags
 }
 
 // invokeResult is the JSON summary of an invoke run. Latencies are milliseconds.

@@ -135,7 +135,7 @@ func TestInvoke(t *testing.T) {
 	}))
 	defer edge.Close()
 	cfg := invokeConfig{url: edge.URL, fn: "echo", n: 200, c: 4, warmup: 5, payload: `{"a":1}`, direct: fn.URL,
-		timeout: 30 * time.Second}
+		callFlags: callFlags{timeout: 30 * time.Second}}
 	res, err := runInvoke(context.Background(), cfg, output{w: io.Discard, jsonOnly: true})
 	if err != nil {
 		t.Fatalf("runInvoke: %v", err)
@@ -253,7 +253,7 @@ func TestFanoutAgainstFloor(t *testing.T) {
 func TestChurnAgainstBaseline(t *testing.T) {
 	url := startBaseline(t)
 	cfg := churnConfig{url: url, streams: 20, roots: 5, stay: 2, duration: 400 * time.Millisecond, rate: 200,
-		srcIPs: 8, timeout: 30 * time.Second}
+		srcIPs: 8, callFlags: callFlags{timeout: 30 * time.Second}}
 	res, err := runChurn(context.Background(), cfg, output{w: io.Discard, jsonOnly: true})
 	if err != nil {
 		t.Fatalf("runChurn: %v (%+v)", err, res)

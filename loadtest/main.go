@@ -84,9 +84,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&cfg.warmup, "warmup", 50, "unmeasured calls first")
 		fs.StringVar(&cfg.payload, "payload", `{"hello":"world"}`, "JSON payload")
 		fs.StringVar(&cfg.direct, "direct", "", "the function's own URL, to measure the edge's overhead")
-		fs.StringVar(&cfg.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
-		fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")
-		fs.BoolVar(&cfg.json, "json", false, "print only the final single-line JSON summary")
+		cfg.callFlags.register(fs)
 		jsonOnly = &cfg.json
 		exec = func() (any, error) {
 			if cfg.fn == "" {
@@ -102,9 +100,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&cfg.batch, "batch", 1, "events per request (above 1: POST /publish with items)")
 		fs.IntVar(&cfg.topics, "topics", 4, "topics a batch spreads its events over")
 		fs.IntVar(&cfg.size, "size", 64, "bytes of data per event")
-		fs.StringVar(&cfg.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
-		fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")
-		fs.BoolVar(&cfg.json, "json", false, "print only the final single-line JSON summary")
+		cfg.callFlags.register(fs)
 		jsonOnly = &cfg.json
 		exec = func() (any, error) { return runPublish(ctx, cfg, output{w: stdout, jsonOnly: cfg.json}) }
 	case "churn":
@@ -116,9 +112,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "how long the streams churn")
 		fs.Float64Var(&cfg.rate, "rate", 200, "most events per second, round robin over the topics whose streams stay")
 		fs.IntVar(&cfg.srcIPs, "src-ips", 64, "loopback targets: spread connections over this many 127.0.y.z source addresses (0: let the kernel pick)")
-		fs.StringVar(&cfg.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
-		fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")
-		fs.BoolVar(&cfg.json, "json", false, "print only the final single-line JSON summary")
+		cfg.callFlags.register(fs)
 		jsonOnly = &cfg.json
 		exec = func() (any, error) { return runChurn(ctx, cfg, output{w: stdout, jsonOnly: cfg.json}) }
 	case "nodes":
@@ -126,9 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&cfg.urls, "urls", "http://127.0.0.1:8081,http://127.0.0.1:8082", "comma-separated base URLs of the nodes (one Redis)")
 		fs.IntVar(&cfg.clients, "clients", 400, "client streams, spread round-robin over the nodes")
 		fs.IntVar(&cfg.events, "events", 4000, "personal events, published round-robin through the nodes")
-		fs.StringVar(&cfg.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
-		fs.DurationVar(&cfg.timeout, "timeout", 2*time.Minute, "give up after this long")
-		fs.BoolVar(&cfg.json, "json", false, "print only the final single-line JSON summary")
+		cfg.callFlags.register(fs)
 		jsonOnly = &cfg.json
 		exec = func() (any, error) { return runNodes(ctx, cfg, output{w: stdout, jsonOnly: cfg.json}) }
 	default:

@@ -19,9 +19,7 @@ type nodesConfig struct {
 	urls    string // comma-separated base URLs, one per node
 	clients int
 	events  int
-	token   string
-	timeout time.Duration
-	json    bool
+	callFlags
 }
 
 // nodeFigure is one node's line of the result.

@@ -5,20 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 )
 
 // publishConfig is the configuration of the publish mode.
 type publishConfig struct {
-	url     string
-	topics  int
-	n       int
-	c       int
-	batch   int
-	size    int
-	token   string
-	timeout time.Duration
-	json    bool
+	url    string
+	topics int
+	n      int
+	c      int
+	batch  int
+	size   int
+	callFlags
 }
 
 // publishResult is the JSON summary of a publish run. Latencies are milliseconds.

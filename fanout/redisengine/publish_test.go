@@ -78,14 +78,24 @@ func TestPublishOutcomeUnknownWhenConnectionLost(t *testing.T) {
 	}
 }
 
+// subscribedPair starts two nodes, a and b, with a subscriber of topic on b whose bus subscription is
+// made.
+func subscribedPair(t *testing.T, addrs []string, topic string) (a, b *node, rec *recorder) {
+	t.Helper()
+	a, b, rec = newNode(t, addrs), newNode(t, addrs), newRecorder()
+	b.hub.Subscribe(topic, rec, false, "")
+	if err := b.eng.Ready(t.Context(), "t", fanout.Root(topic)); err != nil {
+		t.Fatal(err)
+	}
+	return a, b, rec
+}
+
 // TestIdempotencyKeyAcrossNodes: an event published with an idempotency key on one node is not
 // published again by a retry on another node (which answers the first ID, the publisher's own when it
 // gave one); the key with another event is refused; subscribers get the event once.
 func TestIdempotencyKeyAcrossNodes(t *testing.T) {
 	eachRedis(t, func(t *testing.T, addrs []string) {
-		a, b := newNode(t, addrs), newNode(t, addrs)
-		rec := newRecorder()
-		b.hub.Subscribe("/orders", rec, false, "")
+		a, b, rec := subscribedPair(t, addrs, "/orders")
 		ev := fanout.Event{Data: []byte("paid"), IdempotencyKey: "order-7"}
 		first, _, err := a.hub.Publish(t.Context(), "/orders/7", ev)
 		if err != nil {
@@ -177,12 +187,7 @@ func TestPublishBatch(t *testing.T) {
 // order, once each.
 func TestPublishBatchIdempotency(t *testing.T) {
 	eachRedis(t, func(t *testing.T, addrs []string) {
-		a, b := newNode(t, addrs), newNode(t, addrs)
-		rec := newRecorder()
-		b.hub.Subscribe("/orders", rec, false, "")
-		if err := b.eng.Ready(t.Context(), "t", "/orders"); err != nil {
-			t.Fatal(err)
-		}
+		a, b, rec := subscribedPair(t, addrs, "/orders")
 		shipped := fanout.Event{Data: []byte("shipped"), IdempotencyKey: "order-7"}
 		items := []fanout.BatchItem{
 			{Key: "/orders/7", Event: fanout.Event{Data: []byte("created")}},
