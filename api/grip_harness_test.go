@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	sse "github.com/tmaxmax/go-sse"
 
 	"github.com/sseedge/sseedge/auth"
 	"github.com/sseedge/sseedge/grip"
@@ -153,131 +152,16 @@ func (e *gripEdge) counter(name, label, value string) float64 {
 	return 0
 }
 
-// eventStream is a stream read by an independent SSE parser (tmaxmax/go-sse).
-type eventStream struct {
-	resp   *http.Response
-	events chan sse.Event
-	cancel context.CancelFunc
-	lastID string // the last id seen, as a browser's lastEventId
-}
+// eventStream is a stream read by an independent SSE parser (testutil.SSEStream), event by event as
+// a browser dispatches them.
+type eventStream struct{ *testutil.SSEStream }
 
-// openStream opens url with header and expects a 200 text/event-stream.
+// openStream opens url with header (name, value pairs) and expects a 200 text/event-stream.
 func openStream(t *testing.T, url string, header ...string) *eventStream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	h := http.Header{}
 	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
+		h.Set(header[i], header[i+1])
 	}
-	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		t.Fatalf("GET %s: %d %v %s", url, resp.StatusCode, resp.Header, body)
-	}
-	s := &eventStream{resp: resp, events: make(chan sse.Event, 1000), cancel: cancel}
-	go func() {
-		defer close(s.events)
-		for ev, err := range sse.Read(resp.Body, nil) {
-			if err != nil {
-				return
-			}
-			s.events <- ev
-		}
-	}()
-	t.Cleanup(s.close)
-	return s
-}
-
-func (s *eventStream) close() {
-	s.cancel()
-	s.resp.Body.Close()
-	for range s.events {
-	}
-}
-
-// next returns the next event a browser would dispatch: not a block without data (such as the id-only
-// line that tells a multi-topic stream's client its cursor, whose id it keeps in lastID).
-func (s *eventStream) next(t *testing.T) sse.Event {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case ev, ok := <-s.events:
-			if !ok {
-				t.Fatal("stream ended")
-			}
-			if ev.LastEventID != "" {
-				s.lastID = ev.LastEventID
-			}
-			if ev.Data == "" {
-				continue
-			}
-			return ev
-		case <-timeout:
-			t.Fatal("timed out waiting for an event")
-		}
-	}
-}
-
-// cursor waits for a block without data that carries an id (a multi-topic stream's cursor) and
-// returns that id.
-func (s *eventStream) cursor(t *testing.T) string {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case ev, ok := <-s.events:
-			if !ok {
-				t.Fatal("stream ended")
-			}
-			if ev.Data == "" && ev.LastEventID != "" {
-				return ev.LastEventID
-			}
-			if ev.Data != "" {
-				t.Fatalf("event %+v before the cursor", ev)
-			}
-		case <-timeout:
-			t.Fatal("timed out waiting for the cursor")
-		}
-	}
-}
-
-// ended waits for the stream to end.
-func (s *eventStream) ended(t *testing.T) {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case ev, ok := <-s.events:
-			if !ok {
-				return
-			}
-			if ev.Data != "" {
-				t.Errorf("event %+v before the end", ev)
-			}
-		case <-timeout:
-			t.Fatal("the stream did not end")
-		}
-	}
-}
-
-// expectNone checks that no event arrives within d.
-func (s *eventStream) expectNone(t *testing.T, d time.Duration) {
-	t.Helper()
-	select {
-	case ev, ok := <-s.events:
-		if !ok {
-			t.Fatal("stream ended")
-		}
-		if ev.Data != "" {
-			t.Fatalf("unexpected event %+v", ev)
-		}
-	case <-time.After(d):
-	}
+	return &eventStream{testutil.OpenSSE(t, url, h)}
 }

@@ -46,7 +46,7 @@ func TestServeGripThroughEdge(t *testing.T) {
 	e.register("live", base, nil)
 
 	s := openStream(t, e.url+"/grip/live/stream?room=1", "Cookie", "session=abc")
-	if ev := s.next(t); ev.Type != "welcome" || ev.Data != `{"hello": "stream"}` {
+	if ev := s.Next(t); ev.Type != "welcome" || ev.Data != `{"hello": "stream"}` {
 		t.Fatalf("first event %+v", ev)
 	}
 	res := publishWithGrip(t, map[string]string{"control_uri": e.url + "/", "key": gripAdmin}, `[
@@ -64,13 +64,13 @@ func TestServeGripThroughEdge(t *testing.T) {
 	}
 	ids := map[string]bool{}
 	for _, want := range []string{"one", "two", "three", "four", "five"} {
-		ev := s.next(t)
+		ev := s.Next(t)
 		if ev.Data != want || ev.LastEventID == "" || ids[ev.LastEventID] {
 			t.Fatalf("event %+v, want %s with an id of its own", ev, want)
 		}
 		ids[ev.LastEventID] = true
 	}
-	s.expectNone(t, 100*time.Millisecond)
+	s.ExpectNone(t, 100*time.Millisecond)
 
 	res = publishWithGrip(t, map[string]string{"control_uri": e.url + "/", "key": "wrong"}, `[{"channel": "news", "content": "data: x\n\n"}]`)
 	if res["ok"] != false || res["status"] != 401.0 {
@@ -80,7 +80,7 @@ func TestServeGripThroughEdge(t *testing.T) {
 	if res["ok"] != true {
 		t.Fatalf("close: %v", res)
 	}
-	s.ended(t)
+	s.Ended(t)
 
 	st, h, b := e.do("GET", "/grip/live/plain", "")
 	if st != 200 || string(b) != `{"plain":true,"signed":true}` || h.Get("Content-Type") != "application/json" || h.Get("X-Middleware-Signed") != "true" {

@@ -85,7 +85,7 @@ func TestGripHoldStream(t *testing.T) {
 
 	s := openStream(t, e.url+"/grip/live/stream/x?room=1", "Cookie", "session=abc", "Authorization", "Bearer user-token",
 		"Grip-Sig", "forged-by-the-client")
-	if ev := s.next(t); ev.Type != "welcome" || ev.Data != "hi" || ev.LastEventID != "" {
+	if ev := s.Next(t); ev.Type != "welcome" || ev.Data != "hi" || ev.LastEventID != "" {
 		t.Fatalf("first event %+v, want welcome without an id", ev)
 	}
 	calls := fn.seen()
@@ -98,32 +98,32 @@ func TestGripHoldStream(t *testing.T) {
 	}
 
 	e.publish(`{"items": [` + gripItem("news", "event: update\ndata: one\n\n") + `, ` + gripItem("news", "data: two\n\n") + `]}`)
-	one, two := s.next(t), s.next(t)
+	one, two := s.Next(t), s.Next(t)
 	if one.Type != "update" || one.Data != "one" || one.LastEventID == "" || two.Type != "" || two.Data != "two" || two.LastEventID == "" {
 		t.Fatalf("published events %+v %+v", one, two)
 	}
 	e.publish(`{"items": [` + gripItem("other", "data: not for us\n\n") + `]}`)
-	s.expectNone(t, 100*time.Millisecond)
-	s.close()
+	s.ExpectNone(t, 100*time.Millisecond)
+	s.Close()
 
 	// Missed while away: three; the client resumes after "one".
 	e.publish(`{"items": [` + gripItem("news", "data: three\n\n") + `]}`)
 	r := openStream(t, e.url+"/grip/live/stream/x", "Last-Event-ID", one.LastEventID)
-	if ev := r.next(t); ev.Type != "welcome" || ev.LastEventID != one.LastEventID {
+	if ev := r.Next(t); ev.Type != "welcome" || ev.LastEventID != one.LastEventID {
 		t.Fatalf("first event of the resumed stream %+v, want welcome with id %s", ev, one.LastEventID)
 	}
 	if c := fn.seen(); len(c) != 2 || c[1].LastEventID != one.LastEventID {
 		t.Fatalf("the function was not called again with Last-Event-ID: %+v", c)
 	}
 	for _, want := range []string{"two", "three"} {
-		if ev := r.next(t); ev.Data != want {
+		if ev := r.Next(t); ev.Data != want {
 			t.Fatalf("replayed %+v, want %s", ev, want)
 		}
 	}
-	r.expectNone(t, 100*time.Millisecond)
+	r.ExpectNone(t, 100*time.Millisecond)
 
 	e.publish(`{"items": [{"channel": "news", "formats": {"http-stream": {"action": "close"}}}]}`)
-	r.ended(t)
+	r.Ended(t)
 	if n := e.counter("sseedge_grip_requests_total", "outcome", "held"); n != 2 {
 		t.Errorf("grip_requests_total{outcome=held} = %v, want 2", n)
 	}
@@ -139,17 +139,17 @@ func TestGripFreshStreamResumes(t *testing.T) {
 	fn := newGripFunction(t, holdNews)
 	e.register("live", fn.URL, nil)
 	s := openStream(t, e.url+"/grip/live/")
-	if ev := s.next(t); ev.Type != "welcome" {
+	if ev := s.Next(t); ev.Type != "welcome" {
 		t.Fatalf("first event %+v", ev)
 	}
-	at := s.cursor(t)
-	s.close()
+	at := s.Cursor(t)
+	s.Close()
 	e.publish(`{"items": [` + gripItem("news", "data: missed\n\n") + `]}`)
 	r := openStream(t, e.url+"/grip/live/", "Last-Event-ID", at)
-	if ev := r.next(t); ev.Type != "welcome" || ev.LastEventID != at {
+	if ev := r.Next(t); ev.Type != "welcome" || ev.LastEventID != at {
 		t.Fatalf("first event %+v, want welcome with id %s", ev, at)
 	}
-	if ev := r.next(t); ev.Data != "missed" {
+	if ev := r.Next(t); ev.Data != "missed" {
 		t.Fatalf("replayed %+v, want missed", ev)
 	}
 }
@@ -168,7 +168,7 @@ func TestGripOriginRefused(t *testing.T) {
 		t.Errorf("grip_requests_total{outcome=stream_refused} = %v, want 1", n)
 	}
 	s := openStream(t, e.url+"/grip/live/x", "Origin", "https://ok.example")
-	if ev := s.next(t); ev.Type != "welcome" {
+	if ev := s.Next(t); ev.Type != "welcome" {
 		t.Fatalf("allowed origin: %+v", ev)
 	}
 }

@@ -31,10 +31,10 @@ func TestHierarchicalTopics(t *testing.T) {
 	pets := openSSE(t, srv.url+"/subscribe/pets", nil)
 	dogs := openSSE(t, srv.url+"/subscribe/pets/dogs", nil)
 	cats := openSSE(t, srv.url+"/subscribe/pets/cats", nil)
-	if ct := pets.resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+	if ct := pets.Resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Errorf("Content-Type %q", ct)
 	}
-	if cc, xa := pets.resp.Header.Get("Cache-Control"), pets.resp.Header.Get("X-Accel-Buffering"); cc != "no-cache" || xa != "no" {
+	if cc, xa := pets.Resp.Header.Get("Cache-Control"), pets.Resp.Header.Get("X-Accel-Buffering"); cc != "no-cache" || xa != "no" {
 		t.Errorf("Cache-Control %q, X-Accel-Buffering %q", cc, xa)
 	}
 	testutil.WaitFor(t, "3 topic streams", func() bool { return srv.Stats().TopicStreams == 3 })
@@ -66,7 +66,7 @@ func TestClientStream(t *testing.T) {
 	h := http.Header{"X-User-Id": {"u-42"}, "Origin": {"https://app.example"}}
 	alice := openSSE(t, srv.url+"/sse/alice?plan=pro", h)
 	bob := openSSE(t, srv.url+"/sse/bob", nil)
-	if got := alice.resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+	if got := alice.Resp.Header.Get("Access-Control-Allow-Origin"); got != "*" {
 		t.Errorf("Access-Control-Allow-Origin %q", got)
 	}
 	ev := alice.next(t)
@@ -217,7 +217,7 @@ func TestResume(t *testing.T) {
 	testutil.WaitFor(t, "stream", func() bool { return srv.Stats().TopicStreams == 1 })
 	publish(t, srv, "/feed", "", "seen")
 	last := s.next(t).LastEventID
-	s.close()
+	s.Close()
 	testutil.WaitFor(t, "disconnect", func() bool { return srv.Stats().TopicStreams == 0 })
 
 	for i := range 50 {
@@ -477,7 +477,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if ev.Type != "shutdown" || !strings.Contains(ev.Data, "retry_ms") {
 		t.Fatalf("last event %+v; want shutdown", ev)
 	}
-	if _, ok := <-s.events; ok {
+	if _, ok := <-s.Events(); ok {
 		t.Fatal("stream not closed after shutdown")
 	}
 	if _, err := net.DialTimeout("tcp", ts.addr, time.Second); err == nil {

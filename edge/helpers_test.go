@@ -90,87 +90,28 @@ func leakCheck(t *testing.T) {
 	t.Cleanup(http.DefaultClient.CloseIdleConnections)
 }
 
-// sseStream is a stream read by an independent SSE parser (tmaxmax/go-sse) on a real HTTP client.
-type sseStream struct {
-	resp   *http.Response
-	events chan sse.Event
-	cancel context.CancelFunc
-}
+// sseStream is a stream read by an independent SSE parser (testutil.SSEStream), block by block.
+type sseStream struct{ *testutil.SSEStream }
 
 func openSSE(t *testing.T, url string, header http.Header) *sseStream {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	tr := &http.Transport{DisableKeepAlives: true}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	if resp.StatusCode != 200 {
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		cancel()
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
-	}
-	s := &sseStream{resp: resp, events: make(chan sse.Event, 20000), cancel: cancel}
-	go func() {
-		defer close(s.events)
-		for ev, err := range sse.Read(resp.Body, nil) {
-			if err != nil {
-				return
-			}
-			s.events <- ev
-		}
-	}()
-	t.Cleanup(s.close)
-	return s
+	return &sseStream{testutil.OpenSSE(t, url, header)}
 }
 
-func (s *sseStream) close() {
-	s.cancel()
-	s.resp.Body.Close()
-	for range s.events { // wait for the reader to end
-	}
-}
-
-// next returns the next event that is not a heartbeat.
+// next returns the next block that is not a heartbeat, id-only ones included.
 func (s *sseStream) next(t *testing.T) sse.Event {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case ev, ok := <-s.events:
-			if !ok {
-				t.Fatal("stream ended")
-			}
-			if ev.Type == "heartbeat" {
-				continue
-			}
-			return ev
-		case <-timeout:
-			t.Fatal("timed out waiting for an event")
-		}
+	ev, ok := s.Block(t)
+	if !ok {
+		t.Fatal("stream ended")
 	}
+	return ev
 }
 
-// expectNone checks that no event other than heartbeats arrives within d.
+// expectNone checks that no event with data other than heartbeats arrives within d.
 func (s *sseStream) expectNone(t *testing.T, d time.Duration) {
 	t.Helper()
-	timeout := time.After(d)
-	for {
-		select {
-		case ev, ok := <-s.events:
-			if ok && ev.Type != "heartbeat" {
-				t.Fatalf("unexpected event %+v", ev)
-			}
-		case <-timeout:
-			return
-		}
-	}
+	s.ExpectNone(t, d)
 }
 
 // post sends a JSON body and decodes the JSON answer.

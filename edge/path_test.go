@@ -57,7 +57,7 @@ func TestEncodedPathsCannotSkipTheGuard(t *testing.T) {
 func TestPublishTopicsDecodeLikeSubscribeTopics(t *testing.T) {
 	srv := start(t, teststack.Config{AdminAuth: auth.NewAdminAuth(adminToken)})
 	s := openSSE(t, srv.url+"/subscribe/caf%C3%A9", nil)
-	defer s.close()
+	defer s.Close()
 	if status, code := call(t, "POST", srv.url+"/publish/caf%C3%A9", adminToken, `{"event":"menu","data":"x"}`); status != 200 {
 		t.Fatalf("publish: %d %s", status, code)
 	}

@@ -118,8 +118,8 @@ func TestStatusPage(t *testing.T) {
 	statusUntil(t, status, "2 topic streams, 1 client stream and the publish", func(s statusSnap) bool {
 		return s.Conns.Topic == 2 && s.Conns.SSE == 1 && s.Opened == first.Opened+2 && s.Published == first.Published+1
 	})
-	pets.close()
-	client.close()
+	pets.Close()
+	client.Close()
 	statusUntil(t, status, "the two streams gone", func(s statusSnap) bool { return s.Conns.Topic == 1 && s.Conns.SSE == 0 })
 
 	// The status topic is the edge's own: nobody else may publish on it.

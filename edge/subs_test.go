@@ -58,7 +58,7 @@ func TestServerSideSubscriptionsSurviveReconnect(t *testing.T) {
 	if ev.Data != "r1" {
 		t.Fatalf("live after subscribe: %+v", ev)
 	}
-	s.close()
+	s.Close()
 
 	publish(t, srv, "/room/1", "", "m1")
 	publishClient(t, srv, "alice", "a1")
@@ -86,7 +86,7 @@ func TestServerSideSubscriptionsSurviveReconnect(t *testing.T) {
 	if mark.Data != "a2" {
 		t.Fatalf("after unsubscribe: %+v; want a2", mark)
 	}
-	r.close()
+	r.Close()
 	publish(t, srv, "/room/1", "", "gone")
 	publishClient(t, srv, "alice", "a3")
 	q := openSSE(t, u, http.Header{"Last-Event-Id": {mark.LastEventID}})
@@ -110,7 +110,7 @@ func TestServerSideSubscriptionsStoredAhead(t *testing.T) {
 	s.next(t) // connected
 	publishClient(t, srv, "bob", "b1")
 	plain := s.nextEvent(t)
-	s.close()
+	s.Close()
 	testutil.WaitFor(t, "bob's stream closed", func() bool { return srv.Stats().ClientStreams == 0 })
 
 	code, out := post(t, srv.url+"/clients/bob/subscriptions", `{"topics":["/room/2","/room/3"]}`)
@@ -136,7 +136,7 @@ func TestServerSideSubscriptionsStoredAhead(t *testing.T) {
 		strings.Join(data, " ") != "b2" {
 		t.Fatalf("resume from a plain id: resets %q, data %q; want the two rooms' resets, then b2", resets, data)
 	}
-	r.close()
+	r.Close()
 
 	q := openSSE(t, topicsURL(srv.url+"/sse/bob", "/pets"), nil)
 	q.waitCursor(t)

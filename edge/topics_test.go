@@ -120,7 +120,7 @@ func TestMultiTopicResume(t *testing.T) {
 		}
 		return ev.LastEventID
 	}()
-	s.close()
+	s.Close()
 
 	want := map[string][]string{}
 	for i := range 5 {
@@ -163,7 +163,7 @@ func TestMultiTopicResume(t *testing.T) {
 	// A stream that saw no event at all resumes too: its first cursor names every key.
 	q := openSSE(t, topicsURL(srv.url+"/subscribe", "/fresh1", "/fresh2"), nil)
 	first := q.waitCursor(t)
-	q.close()
+	q.Close()
 	publish(t, srv, "/fresh2", "", "f2")
 	publish(t, srv, "/fresh1", "", "f1")
 	q = openSSE(t, topicsURL(srv.url+"/subscribe", "/fresh1", "/fresh2"), http.Header{"Last-Event-Id": {first}})
@@ -181,7 +181,7 @@ func TestMultiTopicTrimmedReset(t *testing.T) {
 	s.waitCursor(t)
 	publish(t, srv, "/trim", "", "t0")
 	cursor := s.nextEvent(t).LastEventID
-	s.close()
+	s.Close()
 	publish(t, srv, "/keep", "", "k1")
 	for i := range 6 {
 		publish(t, srv, "/trim", "", fmt.Sprintf("t%d", i+1))

@@ -238,7 +238,7 @@ func TestRedisRestartKeepsStreams(t *testing.T) {
 			if code, _ := request(t, "POST", a.url+"/publish/weather", fmt.Sprintf(`{"data":%q}`, data)); code == 200 {
 				accepted = append(accepted, data)
 				select {
-				case ev, ok := <-s.events:
+				case ev, ok := <-s.Events():
 					if !ok {
 						t.Fatal("the held stream ended while Redis was away")
 					}
@@ -318,7 +318,7 @@ func TestBusGapsFilledAfterSubscriptionLoss(t *testing.T) {
 		timeout := time.After(time.Second)
 		for {
 			select {
-			case ev, ok := <-s.events:
+			case ev, ok := <-s.Events():
 				if !ok {
 					t.Fatal("the stream ended")
 				}

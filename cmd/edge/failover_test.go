@@ -201,7 +201,7 @@ func runFailover(t *testing.T, nodes []*edgeNode, kill func()) failoverFigures {
 			timeout := time.After(failoverLimit)
 			for {
 				select {
-				case ev, ok := <-s.events:
+				case ev, ok := <-s.Events():
 					if !ok {
 						errs <- fmt.Sprintf("subscriber %d: the stream ended after %d events", i, len(got))
 						return

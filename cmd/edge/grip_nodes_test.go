@@ -98,7 +98,7 @@ func TestGripResumeAcrossNodes(t *testing.T) {
 		last = ev.LastEventID
 	}
 	a.kill()
-	s.close()
+	s.Close()
 	gripPublish(t, b.url, "sports:three", "news:four", "other:not held")
 
 	s = subscribe(t, b.url+path, last)

@@ -148,7 +148,7 @@ func exercise(t *testing.T, node *edgeNode) map[string]*dto.MetricFamily {
 			t.Fatalf("resumed stream: %+v; want %d", ev, want)
 		}
 	}
-	resumed.close() // a client that goes away
+	resumed.Close() // a client that goes away
 
 	// Functions: one that answers, one that fails (a 500, without retries).
 	fn := functionServer(t)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	sse "github.com/tmaxmax/go-sse"
+
+	"github.com/sseedge/sseedge/internal/testutil"
 )
 
 var (
@@ -118,58 +119,22 @@ func request(t *testing.T, method, url, body string) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-// subscriber reads one stream with an independent SSE parser.
-type subscriber struct {
-	events chan sse.Event
-	cancel context.CancelFunc
-	done   chan struct{}
-}
+// subscriber reads one stream with an independent SSE parser (testutil.SSEStream).
+type subscriber struct{ *testutil.SSEStream }
 
 func subscribe(t *testing.T, url, lastID string) *subscriber {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	h := http.Header{}
 	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
+		h.Set("Last-Event-ID", lastID)
 	}
-	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		cancel()
-		t.Fatalf("subscribe %s: %v %v", url, resp, err)
-	}
-	s := &subscriber{events: make(chan sse.Event, 10000), cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		defer close(s.events)
-		defer resp.Body.Close()
-		for ev, err := range sse.Read(resp.Body, &sse.ReadConfig{MaxEventSize: 4 << 20}) { // room for TestOversizedEvents
-			if err != nil {
-				return
-			}
-			if ev.Type != "heartbeat" {
-				s.events <- ev
-			}
-		}
-	}()
-	t.Cleanup(s.close)
-	return s
+	return &subscriber{testutil.OpenSSE(t, url, h)}
 }
 
-func (s *subscriber) close() {
-	s.cancel()
-	<-s.done
-}
-
-// next returns the next event, or ok false when the stream ended.
+// next returns the next block (heartbeats aside), or ok false when the stream ended.
 func (s *subscriber) next(t *testing.T) (sse.Event, bool) {
 	t.Helper()
-	select {
-	case ev, ok := <-s.events:
-		return ev, ok
-	case <-time.After(20 * time.Second):
-		t.Fatal("timed out waiting for an event")
-		return sse.Event{}, false
-	}
+	return s.Block(t)
 }
 
 // functionServer answers /upper with the uppercased text of {"text": ...}.

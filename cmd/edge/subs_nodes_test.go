@@ -57,7 +57,7 @@ func TestServerSideSubscriptionsAcrossNodes(t *testing.T) {
 		t.Fatalf("on A after the subscribe: %+v", ev)
 	}
 	a.kill()
-	s.close()
+	s.Close()
 
 	publishTo(t, b, "/publish/room", "m1")
 	publishTo(t, b, "/clients/alice/events", "a1")
@@ -94,7 +94,7 @@ func TestServerSideSubscriptionsAcrossNodes(t *testing.T) {
 	if mark.Data != "a2" {
 		t.Fatalf("after the unsubscribe: %+v; want a2", mark)
 	}
-	s.close()
+	s.Close()
 	publishTo(t, b, "/publish/room", "gone")
 	publishTo(t, b, "/clients/alice/events", "a3")
 	s = subscribe(t, b.url+"/sse/alice", mark.LastEventID)

@@ -25,9 +25,9 @@ func TestTokenRefreshAcrossNodes(t *testing.T) {
 		}
 		signed := time.Now()
 		alice := subscribe(t, a.url+"/sse/alice?token="+tok("alice", time.Second), "")
-		defer alice.close()
+		defer alice.Close()
 		bob := subscribe(t, a.url+"/sse/bob?token="+tok("bob", time.Second), "")
-		defer bob.close()
+		defer bob.Close()
 		for _, s := range []*subscriber{alice, bob} {
 			if ev, ok := s.next(t); !ok || ev.Type != "connected" {
 				t.Fatalf("first event %+v", ev)

@@ -77,7 +77,7 @@ func TestMultiTopicStreamsAcrossNodes(t *testing.T) {
 	}
 	last := ev.LastEventID
 	a.kill()
-	s.close()
+	s.Close()
 
 	want := map[string][]string{}
 	for i := range 5 {
@@ -141,7 +141,7 @@ func TestMultiTopicStreamsAcrossNodes(t *testing.T) {
 	if ev := s.nextData(t); ev.Data != "r2" {
 		t.Fatalf("after unsubscribing /a: %+v; want r2 only", ev)
 	}
-	s.close()
+	s.Close()
 
 	// The cursor resumes the topic added by the server, on another node.
 	publishTo(t, c, "/publish/room", "r3")
