@@ -98,14 +98,7 @@ func (s *SSEStream) Block(t testing.TB) (sse.Event, bool) {
 func (s *SSEStream) Next(t testing.TB) sse.Event {
 	t.Helper()
 	for {
-		ev, ok := s.Block(t)
-		if !ok {
-			t.Fatal("stream ended")
-		}
-		if ev.LastEventID != "" {
-			s.LastID = ev.LastEventID
-		}
-		if ev.Data != "" {
+		if ev := s.nextBlock(t); ev.Data != "" {
 			return ev
 		}
 	}
@@ -116,13 +109,7 @@ func (s *SSEStream) Next(t testing.TB) sse.Event {
 func (s *SSEStream) Cursor(t testing.TB) string {
 	t.Helper()
 	for {
-		ev, ok := s.Block(t)
-		if !ok {
-			t.Fatal("stream ended")
-		}
-		if ev.LastEventID != "" {
-			s.LastID = ev.LastEventID
-		}
+		ev := s.nextBlock(t)
 		if ev.Data != "" {
 			t.Fatalf("event %+v before the cursor", ev)
 		}
@@ -130,6 +117,19 @@ func (s *SSEStream) Cursor(t testing.TB) string {
 			return ev.LastEventID
 		}
 	}
+}
+
+// nextBlock is Block for a stream that must not end, keeping the block's id in LastID.
+func (s *SSEStream) nextBlock(t testing.TB) sse.Event {
+	t.Helper()
+	ev, ok := s.Block(t)
+	if !ok {
+		t.Fatal("stream ended")
+	}
+	if ev.LastEventID != "" {
+		s.LastID = ev.LastEventID
+	}
+	return ev
 }
 
 // Ended waits for the stream to end, and fails the test on an event with data before the end.
