@@ -224,34 +224,36 @@ type stayStream struct {
 	count, last, outOfOrder atomic.Int64
 }
 
+// read feeds the stream's body to the load client's SSE parser until the body ends.
 func (s *stayStream) read(body io.ReadCloser) {
 	defer body.Close()
-	sc := bufio.NewScanner(body)
-	event := ""
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			event = ""
-			continue
+	var p Parser
+	buf := make([]byte, 4096)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 && p.Feed(buf[:n], s) != nil {
+			return
 		}
-		if v, ok := strings.CutPrefix(line, "event: "); ok {
-			event = v
-			continue
-		}
-		v, ok := strings.CutPrefix(line, "data: ")
-		if !ok || event != churnEvent {
-			continue
-		}
-		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			continue
+			return
 		}
-		s.count.Add(1)
-		if n != s.last.Load()+1 {
-			s.outOfOrder.Add(1)
-		}
-		s.last.Store(n)
 	}
+}
+
+// OnEvent checks the sequence number of each churn event (heartbeats and other events aside).
+func (s *stayStream) OnEvent(ev Event) {
+	if string(ev.Type) != churnEvent {
+		return
+	}
+	n, err := strconv.ParseInt(string(ev.Data), 10, 64)
+	if err != nil {
+		return
+	}
+	s.count.Add(1)
+	if n != s.last.Load()+1 {
+		s.outOfOrder.Add(1)
+	}
+	s.last.Store(n)
 }
 
 // openStream opens one stream and returns once its response head is read.
