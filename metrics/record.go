@@ -181,20 +181,20 @@ func (m *Metrics) ResumeHistoryUnavailable() {
 	m.resumeUnavailable.Inc()
 }
 
-// PublishExpired counts a publish Redis refused because it ran after its deadline.
-func (m *Metrics) PublishExpired() {
+// PublishExpired counts n events Redis refused to publish because the call ran after its deadline.
+func (m *Metrics) PublishExpired(n int) {
 	if m == nil {
 		return
 	}
-	m.publishExpired.Inc()
+	m.publishExpired.Add(float64(n))
 }
 
-// PublishOutcomeUnknown counts a publish whose connection was lost while it was in flight.
-func (m *Metrics) PublishOutcomeUnknown() {
+// PublishOutcomeUnknown counts n events whose publish lost its connection while it was in flight.
+func (m *Metrics) PublishOutcomeUnknown(n int) {
 	if m == nil {
 		return
 	}
-	m.publishUnknown.Inc()
+	m.publishUnknown.Add(float64(n))
 }
 
 // IdempotentPublish counts a publish with an Idempotency-Key seen before: replayed (answered with the

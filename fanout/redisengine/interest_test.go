@@ -30,23 +30,6 @@ type busNode struct {
 	reg     *prometheus.Registry // the engine's metrics
 }
 
-// metric is the value of the node's metric name (a counter or gauge without labels).
-func (n *busNode) metric(t *testing.T, name string) float64 {
-	t.Helper()
-	families, err := n.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		if f.GetName() == name && len(f.GetMetric()) == 1 {
-			m := f.GetMetric()[0]
-			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
-
 func newBusNode(t *testing.T, addrs []string) *busNode {
 	t.Helper()
 	client, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: addrs, DisableCache: true})
@@ -218,7 +201,7 @@ func TestNoSubscriberNoMessages(t *testing.T) {
 		if took > testLinger+250*time.Millisecond {
 			t.Errorf("unsubscribed after %v; want within the linger %v plus a round trip", took, testLinger)
 		}
-		if held := a.metric(t, "sseedge_bus_subscriptions"); held != 0 {
+		if held := counter(t, a.reg, "sseedge_bus_subscriptions"); held != 0 {
 			t.Errorf("sseedge_bus_subscriptions is %v once the subscription is gone; want 0", held)
 		}
 		heard := a.eng.BusStats().Received

@@ -61,6 +61,7 @@ func waitBus(t *testing.T, n *node, up bool, within time.Duration) time.Duration
 	return time.Since(began)
 }
 
+// counter is the value of the counter or gauge name without labels in reg (0 before it is set).
 func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	fams, err := reg.Gather()
@@ -69,7 +70,8 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, f := range fams {
 		if f.GetName() == name {
-			return f.GetMetric()[0].GetCounter().GetValue()
+			m := f.GetMetric()[0]
+			return m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return 0

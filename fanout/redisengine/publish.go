@@ -231,18 +231,13 @@ func runs(items []fanout.BatchItem, parts []int) []run {
 // A root's events are applied in their order, so their IDs and bus order are the items'.
 func (n *namespace) publish(ctx context.Context, items []fanout.BatchItem, parts []int) []fanout.BatchResult {
 	e := n.e
-	out := make([]fanout.BatchResult, len(items))
 	sent := time.Now()
 	deadline := sent.Add(e.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Add(-e.cfg.PublishGrace).Before(deadline) {
 		deadline = d.Add(-e.cfg.PublishGrace) // the caller gives up sooner: so must the script
 	}
 	if !deadline.After(sent) {
-		err := fmt.Errorf("redisengine: publish: %w: no time left before the caller's deadline", fanout.ErrUnavailable)
-		for i := range out {
-			out[i].Err = err
-		}
-		return out
+		return failed(len(items), fmt.Errorf("redisengine: publish: %w: no time left before the caller's deadline", fanout.ErrUnavailable))
 	}
 	cctx, cancel := context.WithDeadline(ctx, deadline.Add(e.cfg.PublishGrace))
 	defer cancel()
@@ -264,6 +259,7 @@ func (n *namespace) publish(ctx context.Context, items []fanout.BatchItem, parts
 	}
 	recv := time.Now()
 	e.observeCommand("EVALSHA", recv.Sub(sent))
+	out := make([]fanout.BatchResult, len(items))
 	for i, r := range rs {
 		n.answer(ctx, r, items, fingerprints, results[i], sent, recv, out)
 	}
@@ -329,15 +325,13 @@ func (n *namespace) answer(ctx context.Context, r run, items []fanout.BatchItem,
 	switch status := field(2); status {
 	case publishOK:
 	case publishLate:
-		for range r.items {
-			e.m.PublishExpired()
-		}
+		e.m.PublishExpired(len(r.items))
 		e.log.Warn("redis ran a publish after its deadline and refused it; answered 503, not applied",
 			"namespace", n.ns, "root", r.root, "events", len(r.items), "waited", recv.Sub(sent))
 		failAll(fmt.Errorf("redisengine: publish: %w: Redis ran it after its deadline (%v), not applied", fanout.ErrUnavailable, e.cfg.Timeout))
 		return
 	default:
-		failAll(fmt.Errorf("redisengine: publish: %w: %w: unexpected answer %q", fanout.ErrUnavailable, fanout.ErrOutcomeUnknown, status))
+		failAll(unexpectedAnswer(status))
 		return
 	}
 	for k, i := range r.items {
@@ -356,9 +350,24 @@ func (n *namespace) answer(ctx context.Context, r run, items []fanout.BatchItem,
 				out[i].ID, out[i].Err = id, fmt.Errorf("redisengine: publish: %w", fanout.ErrReplayed)
 			}
 		default:
-			out[i].Err = fmt.Errorf("redisengine: publish: %w: %w: unexpected answer %q", fanout.ErrUnavailable, fanout.ErrOutcomeUnknown, status)
+			out[i].Err = unexpectedAnswer(status)
 		}
 	}
+}
+
+// unexpectedAnswer is the error of a publish script reply this node cannot read: the event may have
+// been applied.
+func unexpectedAnswer(status string) error {
+	return fmt.Errorf("redisengine: publish: %w: %w: unexpected answer %q", fanout.ErrUnavailable, fanout.ErrOutcomeUnknown, status)
+}
+
+// failed answers n items with err.
+func failed(n int, err error) []fanout.BatchResult {
+	out := make([]fanout.BatchResult, n)
+	for i := range out {
+		out[i].Err = err
+	}
+	return out
 }
 
 // publishFailed wraps the error of a publish of events events as fanout.ErrUnavailable, and also as
@@ -374,9 +383,7 @@ func (e *Engine) publishFailed(caller context.Context, err error, events int) er
 	if refused || dial || timedOut {
 		return fmt.Errorf("redisengine: publish: %w (not applied): %w", fanout.ErrUnavailable, err)
 	}
-	for range events {
-		e.m.PublishOutcomeUnknown()
-	}
+	e.m.PublishOutcomeUnknown(events)
 	e.log.Warn("a publish's connection to Redis was lost while it was in flight; it may have been applied", "events", events, "err", err)
 	return fmt.Errorf("redisengine: publish: %w: %w: %w", fanout.ErrUnavailable, fanout.ErrOutcomeUnknown, err)
 }

@@ -13,16 +13,12 @@ import (
 // root are applied in their order, so their IDs and bus order are the batch's. Each answer means what
 // Publish's does, deadline included.
 func (n *namespace) PublishBatch(ctx context.Context, items []fanout.BatchItem) []fanout.BatchResult {
-	out := make([]fanout.BatchResult, len(items))
 	if len(items) == 0 {
-		return out
+		return nil
 	}
 	parts, err := n.partitions(ctx, items)
 	if err != nil {
-		for i := range out {
-			out[i].Err = err
-		}
-		return out
+		return failed(len(items), err)
 	}
 	ctx, span := n.e.startCall(ctx, "redis publish", "EVALSHA")
 	defer span.End()
