@@ -15,6 +15,20 @@ import (
 	"github.com/sseedge/sseedge/loadtest/internal/sysres"
 )
 
+// callFlags are the flags every mode shares: the bearer token of its API calls, its time bound and
+// its output.
+type callFlags struct {
+	token   string
+	timeout time.Duration
+	json    bool
+}
+
+func (c *callFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token for publish and invoke calls (default $ADMIN_TOKEN)")
+	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up on the whole run after this long")
+	fs.BoolVar(&c.json, "json", false, "print only the final single-line JSON summary")
+}
+
 // clientFlags are the flags every stream-holding mode shares.
 type clientFlags struct {
 	url     string
@@ -22,10 +36,8 @@ type clientFlags struct {
 	pollers int
 	conc    int
 	srcIPs  int
-	timeout time.Duration
-	json    bool
-	token   string
 	delay   time.Duration
+	callFlags
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet, readDelay time.Duration) {
@@ -34,23 +46,8 @@ func (c *clientFlags) register(fs *flag.FlagSet, readDelay time.Duration) {
 	fs.IntVar(&c.pollers, "pollers", min(2, runtime.GOMAXPROCS(0)), "epoll client: poller goroutines")
 	fs.IntVar(&c.conc, "conc", 512, "most streams between connect and response head at once (keeps the accept queue from overflowing)")
 	fs.IntVar(&c.srcIPs, "src-ips", 64, "loopback targets: spread streams over this many 127.0.y.z source addresses (0: let the kernel pick)")
-	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up on the whole run after this long")
-	fs.BoolVar(&c.json, "json", false, "print only the final single-line JSON summary")
 	fs.DurationVar(&c.delay, "read-delay", readDelay, "epoll client: pause between polls so reads batch frames (less client CPU, adds up to this much latency)")
-	fs.StringVar(&c.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token for publish and invoke calls (default $ADMIN_TOKEN)")
-}
-
-// callFlags are the flags the modes that call the API share.
-type callFlags struct {
-	token   string
-	timeout time.Duration
-	json    bool
-}
-
-func (c *callFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.token, "token", os.Getenv("ADMIN_TOKEN"), "bearer token (default $ADMIN_TOKEN)")
-	fs.DurationVar(&c.timeout, "timeout", 2*time.Minute, "give up after this long")
-	fs.BoolVar(&c.json, "json", false, "print only the final single-line JSON summary")
+	c.callFlags.register(fs)
 }
 
 // output prints human-readable lines unless the run wants JSON only; the summary always goes last.

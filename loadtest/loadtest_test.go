@@ -29,8 +29,8 @@ func startBaseline(t *testing.T) string {
 }
 
 func testFlags(url, client string) clientFlags {
-	return clientFlags{url: url, client: client, pollers: 2, conc: 16, srcIPs: 8, timeout: 30 * time.Second,
-		json: true, delay: 200 * time.Microsecond}
+	return clientFlags{url: url, client: client, pollers: 2, conc: 16, srcIPs: 8, delay: 200 * time.Microsecond,
+		callFlags: callFlags{timeout: 30 * time.Second, json: true}}
 }
 
 func TestIdleAgainstBaseline(t *testing.T) {
