@@ -52,9 +52,10 @@ type churnResult struct {
 // runChurn holds cfg.stay streams of the topics /churn-0… open for the whole run, and cfg.streams
 // workers that each open a stream of a topic /churn-k (k cycling over cfg.roots topics, each its own
 // root), read its response head and close it, in a loop, for cfg.duration, while events are published
-// round robin over the stayed topics at up to cfg.rate (the publisher shares the node with the churn). It reports the node's SSUBSCRIBE and SUNSUBSCRIBE commands for
-// the run (sseedge_bus_*_commands_total: each a batch of channels) and whether the streams that stayed
-// got every event of their topic once, in order.
+// round robin over the stayed topics at up to cfg.rate (the publisher shares the node with the churn).
+// It reports the node's SSUBSCRIBE and SUNSUBSCRIBE commands for the run
+// (sseedge_bus_*_commands_total: each a batch of channels) and whether the streams that stayed got
+// every event of their topic once, in order.
 func runChurn(ctx context.Context, cfg churnConfig, out output) (churnResult, error) {
 	res := churnResult{Mode: "churn", Streams: cfg.streams, Roots: cfg.roots, Stayed: cfg.stay}
 	if cfg.stay > cfg.roots {
@@ -89,9 +90,7 @@ func runChurn(ctx context.Context, cfg churnConfig, out output) (churnResult, er
 
 	runCtx, stop := context.WithTimeout(ctx, cfg.duration)
 	defer stop()
-	var opens, openErrs atomic.Int64
-	var sampleMu sync.Mutex
-	var samples []string
+	opens := &callStats{} // ok: streams opened; bad, samples: the failures
 	var churners sync.WaitGroup
 	srcs := sourceIPs(target, cfg.srcIPs)
 	start := time.Now()
@@ -107,16 +106,11 @@ func runChurn(ctx context.Context, cfg churnConfig, out output) (churnResult, er
 			for k := w; time.Now().Before(end); k += cfg.streams {
 				if err := openAndClose(runCtx, &d, target.String(), buildRequest(host, "/subscribe"+topic(k%cfg.roots))); err != nil {
 					if time.Now().Before(end) {
-						openErrs.Add(1)
-						sampleMu.Lock()
-						if len(samples) < 3 {
-							samples = append(samples, err.Error())
-						}
-						sampleMu.Unlock()
+						opens.fail(err)
 					}
 					continue
 				}
-				opens.Add(1)
+				opens.ok.Add(1)
 			}
 		})
 	}
@@ -124,7 +118,8 @@ func runChurn(ctx context.Context, cfg churnConfig, out output) (churnResult, er
 	// The publisher: every event names its topic's sequence number, which the streams that stay check.
 	client := newCallClient(1)
 	defer client.CloseIdleConnections()
-	seq := make([]int64, cfg.roots)
+	checked := max(cfg.stay, 1) // the events go to the topics whose streams stay: theirs are checked
+	seq := make([]int64, checked)
 	publish := func(k int) error {
 		seq[k]++
 		body := `{"event":"` + churnEvent + `","data":"` + strconv.FormatInt(seq[k], 10) + `"}`
@@ -138,7 +133,6 @@ func runChurn(ctx context.Context, cfg churnConfig, out output) (churnResult, er
 	tick := time.NewTicker(time.Duration(float64(time.Second) / max(cfg.rate, 1)))
 	defer tick.Stop()
 	var pubErr error
-	checked := max(cfg.stay, 1) // the events go to the topics whose streams stay: theirs are checked
 publishing:
 	for k := 0; ; k = (k + 1) % checked {
 		select {
@@ -181,7 +175,7 @@ publishing:
 	}
 	closeStreams()
 	readers.Wait()
-	res.Opens, res.OpenErrors = opens.Load(), openErrs.Load()
+	res.Opens, res.OpenErrors = opens.ok.Load(), opens.bad.Load()
 	res.OpensPerSec = float64(res.Opens) / res.Seconds
 	res.Subscribes, res.Unsubscribes = subs1-subs0, unsubs1-unsubs0
 	for i := range stayed {
@@ -192,7 +186,7 @@ publishing:
 	}
 	out.printf("churn %s: %d workers over %d roots for %.1f s: %d stream opens (%.0f/s, %d failed); %.0f SSUBSCRIBE and %.0f SUNSUBSCRIBE commands",
 		base, cfg.streams, cfg.roots, res.Seconds, res.Opens, res.OpensPerSec, res.OpenErrors, res.Subscribes, res.Unsubscribes)
-	for _, e := range samples {
+	for _, e := range opens.samples {
 		out.printf("  failed open: %s", e)
 	}
 	out.printf("%d events published; the %d streams that stayed got %d of %d (%d missing, %d out of order or repeated)",
